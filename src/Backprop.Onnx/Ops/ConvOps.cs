@@ -1,0 +1,9 @@
+namespace Backprop.Onnx.Ops;
+
+/// <summary>Op family: see the registry in <see cref="OpRegistry"/>.</summary>
+internal static partial class ConvOps
+{
+    public static void Register(List<OpDefinition> ops)
+    {
+    }
+}

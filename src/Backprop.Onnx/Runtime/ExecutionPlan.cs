@@ -1,0 +1,220 @@
+using Backprop.Onnx.IR;
+using Backprop.Onnx.Ops;
+
+namespace Backprop.Onnx.Runtime;
+
+/// <summary>
+/// A graph compiled for execution: nodes in a stable topological order (ties broken by node index), one kernel per node
+/// chosen by op type, opset version and element type, and value lifetimes so every intermediate is dropped after its
+/// last use. Building the plan fails with <see cref="UnsupportedOperatorException"/> for anything the engine cannot run.
+/// </summary>
+public sealed class ExecutionPlan
+{
+    private readonly Graph _graph;
+    private readonly Node[] _order;
+    private readonly Kernel[] _kernels;
+    private readonly int[][] _inputSlots;
+    private readonly int[][] _outputSlots;
+    private readonly int[][] _releaseAfter;
+    private readonly Dictionary<string, int> _slots;
+    private readonly int[] _graphInputSlots;
+    private readonly int[] _graphOutputSlots;
+    private readonly OnnxTensor?[] _constants;
+
+    /// <summary>Compiles the main graph of <paramref name="model"/>.</summary>
+    /// <param name="model">An imported model.</param>
+    /// <param name="options">Threads, training mode and seed; null for defaults.</param>
+    /// <exception cref="UnsupportedOperatorException">An op, opset version, attribute or element type is not implemented.</exception>
+    public static ExecutionPlan Compile(OnnxModel model, ExecutionOptions? options = null) =>
+        new(model.Graph, OpsetsOf(model), options ?? new ExecutionOptions(), []);
+
+    internal static IReadOnlyDictionary<string, long> OpsetsOf(OnnxModel model)
+    {
+        var map = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var o in model.OpsetImports) map[OpRegistry.NormalizeDomain(o.Domain)] = o.Version;
+        return map;
+    }
+
+    internal ExecutionPlan(Graph graph, IReadOnlyDictionary<string, long> opsets, ExecutionOptions options, IReadOnlyCollection<string> outerValues)
+    {
+        _graph = graph;
+        Options = options;
+        Opsets = opsets;
+        _order = TopologicalOrder(graph);
+        foreach (var v in graph.Inputs.Concat(graph.Outputs))
+        {
+            if (v.NonTensorType is null) continue;
+            var user = _order.FirstOrDefault(n => n.Inputs.Contains(v.Name) || n.Outputs.Contains(v.Name));
+            string kind = v.NonTensorType.ValueCase.ToString().Replace("Type", "", StringComparison.Ordinal).ToLowerInvariant();
+            throw new UnsupportedOperatorException(user?.OpType ?? "<graph>", user?.Domain ?? "", user is null ? 0 : VersionOfDomain(opsets, user.Domain),
+                user?.Name ?? graph.Name, $"value '{v.Name}' is a {kind}; only tensor values are supported");
+        }
+        var types = TypeInferencePass.Run(graph, opsets);
+
+        _slots = new Dictionary<string, int>(StringComparer.Ordinal);
+        int Slot(string name)
+        {
+            if (!_slots.TryGetValue(name, out int s)) _slots[name] = s = _slots.Count;
+            return s;
+        }
+        foreach (var name in graph.Initializers.Keys) Slot(name);
+        _graphInputSlots = [.. graph.Inputs.Select(v => Slot(v.Name))];
+        foreach (var name in outerValues) Slot(name);
+
+        _kernels = new Kernel[_order.Length];
+        _inputSlots = new int[_order.Length][];
+        _outputSlots = new int[_order.Length][];
+        var consumed = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var n in _order) foreach (var i in n.Inputs) if (i.Length > 0) consumed.Add(i);
+        foreach (var o in graph.Outputs) consumed.Add(o.Name);
+        for (int k = 0; k < _order.Length; k++)
+        {
+            var node = _order[k];
+            long version = VersionOf(node);
+            var def = OpRegistry.Find(node, version);
+            var ctx = new OpContext(node, version, [.. node.Inputs.Select(i => i.Length == 0 ? DataType.Undefined : types.GetValueOrDefault(i))]);
+            _kernels[k] = def.Create(ctx);
+            _inputSlots[k] = [.. node.Inputs.Select(i => i.Length == 0 ? -1 : Slot(i))];
+            _outputSlots[k] = [.. node.Outputs.Select(o => o.Length == 0 || !consumed.Contains(o) ? -1 : Slot(o))];
+        }
+        _graphOutputSlots = [.. graph.Outputs.Select(v => Slot(v.Name))];
+
+        // Lifetimes: a value is released right after the last node that reads it, unless it is a graph output,
+        // a graph input or an initializer (those belong to the caller or the model).
+        var lastUse = new Dictionary<int, int>();
+        for (int k = 0; k < _order.Length; k++)
+            foreach (int s in _inputSlots[k]) if (s >= 0) lastUse[s] = k;
+        var keep = new HashSet<int>(_graphOutputSlots);
+        keep.UnionWith(_graphInputSlots);
+        foreach (var name in graph.Initializers.Keys) keep.Add(_slots[name]);
+        var release = new List<int>[_order.Length];
+        for (int k = 0; k < _order.Length; k++) release[k] = [];
+        foreach (var (slot, k) in lastUse) if (!keep.Contains(slot)) release[k].Add(slot);
+        // Outputs nobody reads (and that are not graph outputs) are released right after their node.
+        _releaseAfter = [.. release.Select(r => r.ToArray())];
+
+        _constants = new OnnxTensor?[_slots.Count];
+        foreach (var (name, t) in graph.Initializers) _constants[_slots[name]] = t;
+    }
+
+    /// <summary>The options the plan runs with.</summary>
+    public ExecutionOptions Options { get; }
+
+    internal IReadOnlyDictionary<string, long> Opsets { get; }
+
+    internal Graph Graph => _graph;
+
+    /// <summary>Number of nodes in the plan.</summary>
+    public int NodeCount => _order.Length;
+
+    private static long VersionOfDomain(IReadOnlyDictionary<string, long> opsets, string domain) =>
+        opsets.TryGetValue(OpRegistry.NormalizeDomain(domain), out long v) ? v : 1;
+
+    private long VersionOf(Node node)
+    {
+        string domain = OpRegistry.NormalizeDomain(node.Domain);
+        if (Opsets.TryGetValue(domain, out long v)) return v;
+        if (domain.Length == 0) return 1;
+        throw new UnsupportedOperatorException(node.OpType, node.Domain, 0, node.Name, $"the model does not import domain '{node.Domain}'");
+    }
+
+    /// <summary>
+    /// Runs the graph. Inputs are matched by name; a graph input that is also an initializer may be left out (its
+    /// initializer is used) or fed to override it.
+    /// </summary>
+    /// <param name="inputs">Tensors by graph input name.</param>
+    /// <returns>Every graph output by name.</returns>
+    /// <exception cref="InvalidInputException">A required input is missing, or a tensor does not fit its node.</exception>
+    public IReadOnlyDictionary<string, OnnxTensor> Run(IReadOnlyDictionary<string, OnnxTensor> inputs) =>
+        Run(inputs, null, out _);
+
+    internal IReadOnlyDictionary<string, OnnxTensor> Run(IReadOnlyDictionary<string, OnnxTensor> inputs, IReadOnlyDictionary<string, OnnxTensor>? outer, out OnnxTensor?[] values, Action<Node, KernelContext>? afterNode = null)
+    {
+        values = (OnnxTensor?[])_constants.Clone();
+        foreach (var (name, tensor) in inputs)
+        {
+            if (!_slots.TryGetValue(name, out int s) || (!_graphInputSlots.Contains(s) && !_graph.Initializers.ContainsKey(name)))
+                throw new InvalidInputException($"'{name}' is not an input of the graph (inputs: {string.Join(", ", _graph.RuntimeInputs.Select(v => v.Name))})");
+            values[s] = tensor;
+        }
+        if (outer is not null)
+            foreach (var (name, tensor) in outer) if (_slots.TryGetValue(name, out int s) && values[s] is null) values[s] = tensor;
+        for (int i = 0; i < _graphInputSlots.Length; i++)
+            if (values[_graphInputSlots[i]] is null)
+                throw new InvalidInputException($"graph input '{_graph.Inputs[i].Name}' was not given");
+
+        var random = new Random(Options.Seed);
+        var ctx = new KernelContext(Options, random);
+        for (int k = 0; k < _order.Length; k++)
+        {
+            var node = _order[k];
+            ctx.Bind(node, values, _inputSlots[k], _outputSlots[k]);
+            try
+            {
+                _kernels[k].Run(ctx);
+            }
+            catch (BackpropOnnxException)
+            {
+                throw;
+            }
+            catch (Exception e) when (e is ArgumentException or IndexOutOfRangeException or InvalidOperationException or InvalidCastException or OverflowException or NullReferenceException)
+            {
+                throw new InvalidInputException($"{node.Describe()}: {e.Message}");
+            }
+            foreach (int s in _outputSlots[k])
+                if (s >= 0 && values[s] is null && !_releaseAfter[k].Contains(s) && IsConsumed(s))
+                    throw new InvalidInputException($"{node.Describe()}: produced no value for a used output");
+            afterNode?.Invoke(node, ctx);
+            foreach (int s in _releaseAfter[k]) values[s] = null;
+        }
+        var result = new Dictionary<string, OnnxTensor>(StringComparer.Ordinal);
+        for (int i = 0; i < _graphOutputSlots.Length; i++)
+            result[_graph.Outputs[i].Name] = values[_graphOutputSlots[i]] ?? throw new InvalidInputException($"graph output '{_graph.Outputs[i].Name}' was not computed");
+        return result;
+    }
+
+    private bool IsConsumed(int slot) => _graphOutputSlots.Contains(slot) || _inputSlots.Any(a => a.Contains(slot));
+
+    /// <summary>Kahn's algorithm with a min-heap on node index, so the order is stable and graphs diff cleanly.</summary>
+    internal static Node[] TopologicalOrder(Graph graph)
+    {
+        var nodes = graph.Nodes;
+        var producer = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < nodes.Count; i++) foreach (var o in nodes[i].Outputs) if (o.Length > 0) producer[o] = i;
+        var indegree = new int[nodes.Count];
+        var consumers = new List<int>[nodes.Count];
+        for (int i = 0; i < nodes.Count; i++) consumers[i] = [];
+        for (int i = 0; i < nodes.Count; i++)
+        {
+            foreach (var input in SubgraphAwareInputs(nodes[i]))
+                if (producer.TryGetValue(input, out int p) && p != i) { indegree[i]++; consumers[p].Add(i); }
+        }
+        var ready = new PriorityQueue<int, int>();
+        for (int i = 0; i < nodes.Count; i++) if (indegree[i] == 0) ready.Enqueue(i, i);
+        var order = new List<Node>(nodes.Count);
+        while (ready.TryDequeue(out int i, out _))
+        {
+            order.Add(nodes[i]);
+            foreach (int c in consumers[i]) if (--indegree[c] == 0) ready.Enqueue(c, c);
+        }
+        if (order.Count != nodes.Count) throw new ModelFormatException("<graph>", graph.Name, "the graph has a cycle");
+        return [.. order];
+    }
+
+    /// <summary>A node's inputs plus the outer-scope values its subgraphs read.</summary>
+    internal static IEnumerable<string> SubgraphAwareInputs(Node node)
+    {
+        foreach (var i in node.Inputs) if (i.Length > 0) yield return i;
+        foreach (var a in node.Attributes)
+        {
+            foreach (var g in a.Graphs.Append(a.Graph))
+            {
+                if (g is null) continue;
+                var local = new HashSet<string>(g.Initializers.Keys, StringComparer.Ordinal);
+                foreach (var v in g.Inputs) local.Add(v.Name);
+                foreach (var n in g.Nodes) foreach (var o in n.Outputs) local.Add(o);
+                foreach (var n in g.Nodes) foreach (var i in SubgraphAwareInputs(n)) if (!local.Contains(i)) yield return i;
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+using Backprop.Onnx.IR;
+
+namespace Backprop.Onnx.Runtime;
+
+/// <summary>
+/// The compiled forward computation of one node. A kernel is built once per plan (attributes parsed, types checked) and
+/// run many times; it reads its inputs from the <see cref="KernelContext"/> and sets every output it produces.
+/// </summary>
+internal abstract class Kernel
+{
+    public abstract void Run(KernelContext ctx);
+}
+
+/// <summary>A kernel from a lambda, for ops whose whole forward pass is a few lines.</summary>
+internal sealed class LambdaKernel(Action<KernelContext> run) : Kernel
+{
+    public override void Run(KernelContext ctx) => run(ctx);
+}
+
+/// <summary>Options of one execution: threads, training mode, the seeded random source.</summary>
+public sealed class ExecutionOptions
+{
+    /// <summary>Threads large kernels may use (default: all cores).</summary>
+    public int Threads { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>
+    /// Training mode: Dropout drops, BatchNormalization without an explicit <c>training_mode</c> input uses its
+    /// attribute. Default false (inference, as ONNX defines).
+    /// </summary>
+    public bool TrainingMode { get; set; }
+
+    /// <summary>Seed of the random source used by Dropout and the Random* ops.</summary>
+    public int Seed { get; init; } = 42;
+}
+
+/// <summary>What a kernel sees while it runs: its node's input and output tensors, options and the random source.</summary>
+internal sealed class KernelContext
+{
+    private OnnxTensor?[] _values = [];
+    private int[] _inputs = [];
+    private int[] _outputs = [];
+
+    internal KernelContext(ExecutionOptions options, Random random)
+    {
+        Options = options;
+        Random = random;
+    }
+
+    public ExecutionOptions Options { get; }
+
+    public Random Random { get; }
+
+    public Node Node { get; private set; } = null!;
+
+    internal void Bind(Node node, OnnxTensor?[] values, int[] inputs, int[] outputs)
+    {
+        Node = node;
+        _values = values;
+        _inputs = inputs;
+        _outputs = outputs;
+    }
+
+    public int InputCount => _inputs.Length;
+
+    public int OutputCount => _outputs.Length;
+
+    /// <summary>Input <paramref name="index"/>, or null when absent (optional input left empty or beyond the node's inputs).</summary>
+    public OnnxTensor? Input(int index) => index < _inputs.Length && _inputs[index] >= 0 ? _values[_inputs[index]] : null;
+
+    /// <summary>Input <paramref name="index"/>; throws <see cref="InvalidInputException"/> when it is absent.</summary>
+    public OnnxTensor RequiredInput(int index) =>
+        Input(index) ?? throw new InvalidInputException($"{Node.Describe()}: required input {index} is missing");
+
+    /// <summary>True when output <paramref name="index"/> exists and is consumed or is a graph output.</summary>
+    public bool IsOutputUsed(int index) => index < _outputs.Length && _outputs[index] >= 0;
+
+    public void SetOutput(int index, OnnxTensor tensor)
+    {
+        if (index < _outputs.Length && _outputs[index] >= 0) _values[_outputs[index]] = tensor;
+    }
+
+    /// <summary>A fresh zero-filled output tensor.</summary>
+    public OnnxTensor Allocate(DataType type, ReadOnlySpan<int> shape) => OnnxTensor.Zeros(type, shape);
+
+    /// <summary>An <see cref="InvalidInputException"/> that names this node.</summary>
+    public InvalidInputException Invalid(string what) => new($"{Node.Describe()}: {what}");
+}

@@ -1,0 +1,40 @@
+using Backprop.Onnx.IR;
+
+namespace Backprop.Onnx.Cli.Commands;
+
+/// <summary>Turns expected errors into one line on stderr and exit code 2.</summary>
+internal static class CliErrors
+{
+    public const int BadInput = 2;
+
+    public static int Guard(Func<int> action)
+    {
+        try
+        {
+            return action();
+        }
+        catch (BackpropOnnxException e)
+        {
+            Console.Error.WriteLine($"error: {OneLine(e.Message)}");
+            return BadInput;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            Console.Error.WriteLine($"error: {OneLine(e.Message)}");
+            return BadInput;
+        }
+    }
+
+    public static string OneLine(string s) => s.ReplaceLineEndings(" ");
+
+    /// <summary>Parses <c>NAME=FILE</c> pairs.</summary>
+    public static IEnumerable<(string Name, string File)> Pairs(IEnumerable<string>? items, string option)
+    {
+        foreach (var item in items ?? [])
+        {
+            int eq = item.LastIndexOf('=');
+            if (eq <= 0 || eq == item.Length - 1) throw new ArgumentException($"{option} expects NAME=FILE, got '{item}'");
+            yield return (item[..eq], item[(eq + 1)..]);
+        }
+    }
+}

@@ -1,0 +1,18 @@
+using System.CommandLine;
+using Backprop.Onnx.Cli.Commands;
+
+namespace Backprop.Onnx.Cli;
+
+/// <summary>The <c>backprop-onnx</c> command: a thin layer over the Backprop.Onnx library.</summary>
+public static class Program
+{
+    /// <summary>Entry point; returns 0 on success, 1 for a failed check, 2 for bad input.</summary>
+    public static int Main(string[] args)
+    {
+        var root = new RootCommand("Backprop.Onnx: import, run, differentiate and train ONNX models in .NET.");
+        root.Subcommands.Add(InspectCommand.Create());
+        root.Subcommands.Add(RunCommand.Create());
+        root.Subcommands.Add(ConformanceCommand.Create());
+        return root.Parse(args).Invoke();
+    }
+}
