@@ -120,7 +120,7 @@ public static class ModelExporter
         return proto;
     }
 
-    private static NodeProto WriteNode(Node n, ExternalSink? sink)
+    internal static NodeProto WriteNode(Node n, ExternalSink? sink)
     {
         var proto = new NodeProto { OpType = n.OpType };
         proto.Input.AddRange(n.Inputs);
