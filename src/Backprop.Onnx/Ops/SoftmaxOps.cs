@@ -63,7 +63,7 @@ internal static partial class SoftmaxOps
     }
 
     /// <summary>Applies the op to every line of length <paramref name="n"/> (stride <paramref name="inner"/>) of [outer, n, inner].</summary>
-    private static void Lines<T>(T[] x, T[] y, int outer, int n, int inner, Kind kind, int threads) where T : unmanaged, IFloatingPointIeee754<T>
+    internal static void Lines<T>(T[] x, T[] y, int outer, int n, int inner, Kind kind, int threads) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (n == 0) return;
         int lines = outer * inner;
