@@ -59,6 +59,12 @@ internal sealed class OpDefinition
     /// </summary>
     public int[]? DifferentiableInputs { get; init; }
 
+    /// <summary>
+    /// True for ops with ONNX multidirectional broadcasting of their inputs (Add, Mul, Where, PRelu, Max, Sum…): the
+    /// autodiff pass then sums each input's cotangent back to that input's shape, so the rule need not.
+    /// </summary>
+    public bool Broadcasting { get; init; }
+
     public bool IsInputDifferentiable(int index) => DifferentiableInputs is null || Array.IndexOf(DifferentiableInputs, index) >= 0;
 }
 
