@@ -67,15 +67,32 @@ internal sealed class OrtReferenceSession : IDisposable
     public IReadOnlyList<string> OutputNames => _session.OutputNames;
 
     /// <summary>Builds a session for a serialized model.</summary>
-    /// <param name="modelBytes">A serialized <c>ModelProto</c>.</param>
+    /// <param name="modelBytes">A serialized <c>ModelProto</c> (external data cannot be resolved: load it from a file).</param>
     /// <param name="threads">Intra-op threads, 1 or 2.</param>
     /// <param name="optimize">Whether ONNX Runtime may rewrite the graph (fusions, constant folding); off runs the nodes as written.</param>
     /// <exception cref="OnnxRuntimeException">ONNX Runtime rejects the model.</exception>
     public static OrtReferenceSession Load(byte[] modelBytes, int threads = 1, bool optimize = true)
     {
+        using var options = Options(threads, optimize);
+        return new OrtReferenceSession(new InferenceSession(modelBytes, options));
+    }
+
+    /// <summary>Builds a session for a model file; ONNX Runtime reads its external data from the file's folder.</summary>
+    /// <param name="modelPath">A <c>.onnx</c> file.</param>
+    /// <param name="threads">Intra-op threads, 1 or 2.</param>
+    /// <param name="optimize">Whether ONNX Runtime may rewrite the graph.</param>
+    /// <exception cref="OnnxRuntimeException">ONNX Runtime rejects the model or cannot read it.</exception>
+    public static OrtReferenceSession LoadFile(string modelPath, int threads = 1, bool optimize = true)
+    {
+        using var options = Options(threads, optimize);
+        return new OrtReferenceSession(new InferenceSession(modelPath, options));
+    }
+
+    private static SessionOptions Options(int threads, bool optimize)
+    {
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(threads, 2);
-        using var options = new SessionOptions
+        return new SessionOptions
         {
             IntraOpNumThreads = threads,
             InterOpNumThreads = 1,
@@ -83,7 +100,6 @@ internal sealed class OrtReferenceSession : IDisposable
             GraphOptimizationLevel = optimize ? GraphOptimizationLevel.ORT_ENABLE_ALL : GraphOptimizationLevel.ORT_DISABLE_ALL,
             LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL,
         };
-        return new OrtReferenceSession(new InferenceSession(modelBytes, options));
     }
 
     /// <summary>Runs the model once.</summary>
