@@ -43,6 +43,17 @@ public sealed class BackendModelRoundTripTests
         Assert.IsEmpty(failures, string.Join("\n", failures));
     }
 
+    [TestMethod]
+    public void TheOutputComparison_IsBitwise_ExceptThatNaNsEqualEachOther()
+    {
+        static OnnxTensor F(params float[] v) => OnnxTensor.FromArray(v, v.Length);
+        Assert.IsTrue(BitwiseOrNaNEqual(F(1f, float.NaN), F(1f, BitConverter.Int32BitsToSingle(0x7FC0_0F00))));
+        Assert.IsFalse(BitwiseOrNaNEqual(F(0f), F(-0f)));
+        Assert.IsFalse(BitwiseOrNaNEqual(F(1f), F(BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(1f) + 1))));
+        Assert.IsFalse(BitwiseOrNaNEqual(F(1f, 2f), OnnxTensor.FromArray(new[] { 1f, 2f }, 2, 1)));
+        Assert.IsFalse(BitwiseOrNaNEqual(OnnxTensor.FromArray(new[] { 1, 2 }, 2), OnnxTensor.FromArray(new[] { 1, 3 }, 2)));
+    }
+
     private sealed record Outcome(string Model)
     {
         public bool Imported { get; set; }
