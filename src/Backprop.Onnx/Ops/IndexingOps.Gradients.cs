@@ -7,7 +7,8 @@ namespace Backprop.Onnx.Ops;
 /// <summary>
 /// Gradient kernels of our own domain (<see cref="OpRegistry.BackpropDomain"/>) for the gather ops, and the rules of
 /// the indexing ops. Every gather kernel is the adjoint of its gather: zeros of the data shape, then
-/// dData[source of element i] += dY[i], so repeated indices accumulate.
+/// dData[source of element i] += dY[i], so repeated indices accumulate. Their standard-op forms (export) run the gather
+/// on the flat indices of the data and scatter-add dY there (<see cref="ShapeOps.MovedAdjoint"/>).
 /// </summary>
 internal static partial class IndexingOps
 {
@@ -23,14 +24,22 @@ internal static partial class IndexingOps
             int outer = (int)OpArgs.Product(dims, 0, a), inner = (int)OpArgs.Product(dims, a + 1, dims.Length);
             var shape = dims[..a].Concat(indices.Dims).Concat(dims[(a + 1)..]).ToArray();
             return (shape, DataMovement.StridedMap([outer, idx.Length, inner], 0, [(long)dims[a] * inner, inner, 1], [null, idx, null]));
-        }), OpRegistry.BackpropDomain));
+        }), OpRegistry.BackpropDomain)
+        {
+            StandardOps = (e, node) => [ShapeOps.MovedAdjoint(e, node.Inputs[0], node.Inputs[1],
+                iota => e.Op("Gather", [iota, node.Inputs[2]], OnnxAttribute.FromInt("axis", node.GetInt("axis", 0))), distinct: false)],
+        });
 
         // GatherElementsGrad(dY, shape, indices) with attribute axis: the adjoint of GatherElements (PyTorch
         // derivatives.yaml gather: scatter_add of grad into zeros). Standard-op equivalent (opset 16):
         // ScatterElements(ConstantOfShape(shape), indices, dY, axis, reduction='add').
         ops.Add(new OpDefinition("GatherElementsGrad", op => GatherAdjoint(op, (ctx, dims, indices) =>
             (indices.Dims, ElementsMap(ctx, dims, indices, OpArgs.Axis(ctx, op.Node.GetInt("axis", 0), dims.Length), "indices"))),
-            OpRegistry.BackpropDomain));
+            OpRegistry.BackpropDomain)
+        {
+            StandardOps = (e, node) => [ShapeOps.MovedAdjoint(e, node.Inputs[0], node.Inputs[1],
+                iota => e.Op("GatherElements", [iota, node.Inputs[2]], OnnxAttribute.FromInt("axis", node.GetInt("axis", 0))), distinct: false)],
+        });
 
         // GatherNDGrad(dY, shape, indices) with attribute batch_dims: the adjoint of GatherND. Standard-op equivalent
         // (opset 16, batch_dims 0): ScatterND(ConstantOfShape(shape), indices, dY, reduction='add').
@@ -38,7 +47,11 @@ internal static partial class IndexingOps
         {
             var (shape, map) = NdMap(ctx, dims, indices, (int)op.Node.GetInt("batch_dims", 0), out _);
             return (shape, map);
-        }), OpRegistry.BackpropDomain));
+        }), OpRegistry.BackpropDomain)
+        {
+            StandardOps = (e, node) => [ShapeOps.MovedAdjoint(e, node.Inputs[0], node.Inputs[1],
+                iota => e.Op("GatherND", [iota, node.Inputs[2]], OnnxAttribute.FromInt("batch_dims", node.GetInt("batch_dims", 0))), distinct: false)],
+        });
     }
 
     /// <summary>A gather adjoint kernel: <paramref name="mapOf"/> gives the forward output shape and, per output element, its data index.</summary>

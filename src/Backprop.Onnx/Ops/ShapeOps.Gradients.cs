@@ -14,8 +14,7 @@ internal static partial class ShapeOps
     {
         // SliceGrad(dY, shape, starts, ends, axes?, steps?): zeros of `shape` with dY written at the elements
         // Slice(starts, ends, axes, steps) selects (the adjoint of Slice; PyTorch derivatives.yaml slice_backward).
-        // Standard-op equivalent: ScatterND(ConstantOfShape(shape), indices of the sliced elements, dY), or Pad for
-        // unit steps.
+        // Standard ops (export): ScatterElements of dY into zeros at Slice(flat indices of the input).
         ops.Add(new OpDefinition("SliceGrad", _ => new LambdaKernel(ctx =>
         {
             var dy = ctx.RequiredInput(0);
@@ -31,12 +30,15 @@ internal static partial class ShapeOps
             var result = ctx.Allocate(dy.ElementType, dims);
             DataMovement.ScatterMap(dy, result, map);
             ctx.SetOutput(0, result);
-        }), OpRegistry.BackpropDomain));
+        }), OpRegistry.BackpropDomain)
+        {
+            StandardOps = SliceGradStandard,
+        });
 
         // PadGrad(dY, shape, pads, axes?) with attribute mode: the adjoint of Pad: each element of dY is added to the
         // input element it was copied from (edge and reflect copy one input element to several outputs; constant
-        // padding takes no gradient). Standard-op equivalent: Slice for constant mode; ScatterElements with
-        // reduction add over the padded index map for reflect and edge.
+        // padding takes no gradient). Standard ops (export): Pad(dY, -pads) for constant mode; for reflect and edge a
+        // scatter-add of dY at Pad(flat indices of the input).
         ops.Add(new OpDefinition("PadGrad", op =>
         {
             string mode = op.Node.GetString("mode", "constant");
@@ -52,12 +54,15 @@ internal static partial class ShapeOps
                 NumericDispatch.AddAt(result, dy, DataMovement.StridedMap(outShape, 0, Broadcast.ContiguousStrides(dims), tables));
                 ctx.SetOutput(0, result);
             });
-        }, OpRegistry.BackpropDomain));
+        }, OpRegistry.BackpropDomain)
+        {
+            StandardOps = PadGradStandard,
+        });
 
         // ResizeGrad(dY, shape, roi, scales, sizes) with Resize-11 attributes: the adjoint (transpose) of the linear
         // map Resize applies to its input: each axis pass y[j] = Σ_k w_jk x[i_jk] becomes x[i_jk] += w_jk dY[j], in
         // reverse axis order; extrapolated points take no gradient (PyTorch derivatives.yaml upsample_*_backward).
-        // Standard-op equivalent: none short of a dense MatMul per axis.
+        // Standard ops (export): Resize of the identity basis gives the interpolation matrix A, and dX = A·dY.
         ops.Add(new OpDefinition("ResizeGrad", op =>
         {
             var attrs = ParseResize(op, ResizeForm.Resize11);
@@ -70,7 +75,10 @@ internal static partial class ShapeOps
                 RequireShape(ctx, dy, outShape);
                 ctx.SetOutput(0, ResizeAdjoint(ctx, dy, dims, taps));
             });
-        }, OpRegistry.BackpropDomain));
+        }, OpRegistry.BackpropDomain)
+        {
+            StandardOps = ResizeGradStandard,
+        });
     }
 
     private static void RequireShape(KernelContext ctx, OnnxTensor t, int[] shape)
