@@ -109,7 +109,7 @@ internal static partial class ElementwiseOps
         }, minVersion: 10) { InferTypes = toBool, NonDifferentiable = true });
     }
 
-    /// <summary>Cast, CastLike, Where, Clip.</summary>
+    /// <summary>Cast, CastLike, Where, Clip, BitShift.</summary>
     private static void RegisterOthers(List<OpDefinition> ops)
     {
         ops.Add(new OpDefinition("Cast", op =>
@@ -129,6 +129,7 @@ internal static partial class ElementwiseOps
             InferTypes = op => [op.InputType(1) != DataType.Undefined ? op.InputType(1) : op.InputType(2)],
         });
         ops.Add(new OpDefinition("Clip", ClipKernel.Create));
+        ops.Add(new OpDefinition("BitShift", BitShiftKernel.Create, minVersion: 11) { NonDifferentiable = true });
     }
 
     private static KernelFactory Binary<TOp>() where TOp : IBinaryOp => op =>
