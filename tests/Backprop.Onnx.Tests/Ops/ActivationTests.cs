@@ -122,4 +122,75 @@ public sealed class ActivationTests
         Assert.ThrowsExactly<InvalidInputException>(() =>
             SingleNode.Run("PRelu", [OnnxTensor.FromArray(new float[3], 3), OnnxTensor.FromArray(new float[6], 2, 3)]));
     }
+
+    /// <summary>Points where the op's derivative jumps, for the attribute values the tests use.</summary>
+    private static double[] Kinks(string opType, bool defaults)
+    {
+        double a = (float)Alpha, b = (float)Beta;
+        return opType switch
+        {
+            "Relu" or "LeakyRelu" or "Elu" or "Selu" or "Celu" or "PRelu" => [0],
+            "HardSigmoid" => defaults ? [-2.5, 2.5] : [-b / a, (1 - b) / a],
+            "HardSwish" => [-3, 3],
+            "Shrink" => defaults ? [-0.5, 0.5] : [-a, a],
+            "ThresholdedRelu" => [defaults ? 1 : a],
+            _ => [],
+        };
+    }
+
+    /// <summary>Seeded values in [-4, 4], none within 0.02 of a kink (a central difference there would straddle it).</summary>
+    private static OnnxTensor AwayFromKinks(int seed, int[] shape, double[] kinks)
+    {
+        var x = GradCheck.Random(seed, shape, -4, 4);
+        var d = x.AsSpan<double>();
+        for (int i = 0; i < d.Length; i++)
+            foreach (double k in kinks) if (Math.Abs(d[i] - k) < 0.02) d[i] = k + 0.05;
+        return x;
+    }
+
+    [TestMethod]
+    [DataRow("Relu", true)]
+    [DataRow("LeakyRelu", true)]
+    [DataRow("LeakyRelu", false)]
+    [DataRow("Elu", true)]
+    [DataRow("Elu", false)]
+    [DataRow("Selu", true)]
+    [DataRow("Selu", false)]
+    [DataRow("Celu", true)]
+    [DataRow("Celu", false)]
+    [DataRow("HardSigmoid", true)]
+    [DataRow("HardSigmoid", false)]
+    [DataRow("HardSwish", true)]
+    [DataRow("Softplus", true)]
+    [DataRow("Softsign", true)]
+    [DataRow("Sigmoid", true)]
+    [DataRow("Shrink", true)]
+    [DataRow("Shrink", false)]
+    [DataRow("ThresholdedRelu", true)]
+    [DataRow("ThresholdedRelu", false)]
+    public void Activation_GradientMatchesFiniteDifferences(string opType, bool defaults)
+    {
+        foreach (int[] shape in new[] { new[] { 2, 3 }, [5, 17] })
+            GradCheck.Op(opType, [AwayFromKinks(shape.Sum(), shape, Kinks(opType, defaults))], Attributes(opType, defaults));
+    }
+
+    [TestMethod]
+    [DataRow("2,3,4", "", 17L)]
+    [DataRow("2,3,4", "3,1", 17L)]
+    [DataRow("2,3,4", "4", 17L)]
+    [DataRow("2,3,4", "2,3,4", 17L)]
+    [DataRow("2,3,4,5", "3", 6L)]
+    public void PRelu_GradientsOfXAndSlope(string xShape, string slopeShape, long opset)
+    {
+        GradCheck.Op("PRelu", [AwayFromKinks(1, Ref.Shape(xShape), [0]), GradCheck.Random(2, Ref.Shape(slopeShape), 0.1, 0.9)], opset: opset);
+    }
+
+    [TestMethod]
+    public void Relu_AtZero_PassesNoGradient()
+    {
+        CollectionAssert.AreEqual(new[] { 0.0, 0, 3 }, ElementwiseTests.Vjp("Relu", [OnnxTensor.FromArray(new[] { -1.0, 0, 1 }, 3)], [1, 2, 3], 0));
+        // Before opset 9 (no Where) the rule selects by arithmetic.
+        CollectionAssert.AreEqual(new[] { 0.0, 0, 3 }, ElementwiseTests.Vjp("Relu", [OnnxTensor.FromArray(new[] { -1.0, 0, 1 }, 3)], [1, 2, 3], 0, opset: 6));
+        CollectionAssert.AreEqual(new[] { -1.0, 0, 3 }, ElementwiseTests.Vjp("Abs", [OnnxTensor.FromArray(new[] { -1.0, 0, 1 }, 3)], [1, 2, 3], 0, opset: 6));
+    }
 }
