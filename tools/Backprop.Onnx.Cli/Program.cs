@@ -13,6 +13,11 @@ public static class Program
         root.Subcommands.Add(InspectCommand.Create());
         root.Subcommands.Add(RunCommand.Create());
         root.Subcommands.Add(ConformanceCommand.Create());
+        root.Subcommands.Add(VjpCommand.Create());
+        root.Subcommands.Add(GradcheckCommand.Create());
+        root.Subcommands.Add(TrainCommand.Create());
+        root.Subcommands.Add(ExportTrainingCommand.Create());
+        root.Subcommands.Add(EvaluateCommand.Create());
         return root.Parse(args).Invoke();
     }
 }

@@ -1,9 +1,113 @@
+using System.Numerics;
+using Backprop.Onnx.IR;
+using Backprop.Onnx.Runtime;
+
 namespace Backprop.Onnx.Ops;
 
-/// <summary>Op family: see the registry in <see cref="OpRegistry"/>.</summary>
+/// <summary>
+/// NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss (ONNX spec sections of the same names) over [N, C] or
+/// [N, C, d1, …, dk] inputs with targets [N] or [N, d1, …, dk]. Gradient rules: LossOps.Gradients.cs.
+/// </summary>
 internal static partial class LossOps
 {
+    internal enum Reduction { None, Sum, Mean }
+
     public static void Register(List<OpDefinition> ops)
     {
+        // ONNX spec "NegativeLogLikelihoodLoss" (12, 13): loss[n, d…] = -input[n, target[n, d…], d…] · weight[target],
+        // 0 where target == ignore_index; reduction "mean" divides the sum by the sum of the applied weights.
+        ops.Add(new OpDefinition("NegativeLogLikelihoodLoss", op => CreateLoss(op, softmax: false), minVersion: 12)
+        {
+            DifferentiableInputs = [0],
+        });
+        // ONNX spec "SoftmaxCrossEntropyLoss" (12, 13): log_prob = LogSoftmax(scores, axis 1); loss as
+        // NegativeLogLikelihoodLoss(log_prob, labels, weights). Output 1 (optional) is log_prob.
+        ops.Add(new OpDefinition("SoftmaxCrossEntropyLoss", op => CreateLoss(op, softmax: true), minVersion: 12)
+        {
+            DifferentiableInputs = [0],
+        });
+    }
+
+    /// <summary>Attributes of both losses, parsed once.</summary>
+    internal sealed record LossAttributes(Reduction Reduction, long? IgnoreIndex);
+
+    internal static LossAttributes ParseLoss(OpContext op)
+    {
+        string r = op.Node.GetString("reduction", "mean");
+        var reduction = r switch
+        {
+            "none" => Reduction.None,
+            "sum" => Reduction.Sum,
+            "mean" => Reduction.Mean,
+            _ => throw op.Unsupported($"reduction '{r}' (none, sum or mean)"),
+        };
+        long? ignore = op.Node.HasAttribute("ignore_index") ? op.Node.GetInt("ignore_index", 0) : null;
+        return new LossAttributes(reduction, ignore);
+    }
+
+    private static Kernel CreateLoss(OpContext op, bool softmax)
+    {
+        var a = ParseLoss(op);
+        op.RequireInputType(0, DataType.Float, DataType.Double);
+        op.RequireInputType(1, DataType.Int32, DataType.Int64);
+        op.RequireInputType(2, DataType.Float, DataType.Double);
+        if (op.InputType(2) != DataType.Undefined && op.InputType(0) != DataType.Undefined && op.InputType(2) != op.InputType(0))
+            throw op.Unsupported("weights of another type than the input");
+        return new LambdaKernel(ctx =>
+        {
+            var x = ctx.RequiredInput(0);
+            var target = ctx.RequiredInput(1);
+            var weight = ctx.Input(2);
+            var (n, c, d) = CheckShapes(ctx, x, target, weight);
+            var targets = ReductionOps.ReadInts(ctx, target, "target");
+            if (x.ElementType == DataType.Float) Run<float>();
+            else if (x.ElementType == DataType.Double) Run<double>();
+            else throw op.Unsupported($"input of type {DataTypes.OnnxName(x.ElementType)}");
+
+            void Run<T>() where T : unmanaged, IFloatingPointIeee754<T>
+            {
+                var logProb = x;
+                if (softmax)
+                {
+                    logProb = ctx.Allocate(x.ElementType, x.Shape);
+                    SoftmaxOps.Lines((T[])x.Buffer, (T[])logProb.Buffer, n, c, d, SoftmaxOps.Kind.LogSoftmax, ReductionOps.Parallelism(ctx, x.ElementCount));
+                }
+                var w = weight is null ? null : weight.ElementType == x.ElementType ? weight.AsSpan<T>().ToArray() : throw op.Unsupported("weights of another type than the input");
+                var perElement = new T[targets.Length];
+                double weightSum = 0, lossSum = 0;
+                var lp = logProb.AsSpan<T>();
+                for (int i = 0; i < targets.Length; i++)
+                {
+                    long t = targets[i];
+                    if (a.IgnoreIndex == t) continue;
+                    if (t < 0 || t >= c) throw ctx.Invalid($"target {t} at flat index {i} is outside [0, {c}) and is not ignore_index");
+                    T wi = w is null ? T.One : w[t];
+                    int sample = i / d, pos = i % d;
+                    perElement[i] = -lp[(sample * c + (int)t) * d + pos] * wi;
+                    lossSum += double.CreateChecked(perElement[i]);
+                    weightSum += double.CreateChecked(wi);
+                }
+                var output = a.Reduction switch
+                {
+                    Reduction.None => OnnxTensor.FromArray(perElement, target.Dims),
+                    Reduction.Sum => OnnxTensor.FromArray(new[] { T.CreateChecked(lossSum) }),
+                    _ => OnnxTensor.FromArray(new[] { T.CreateChecked(lossSum / weightSum) }),
+                };
+                ctx.SetOutput(0, output);
+                if (softmax) ctx.SetOutput(1, logProb);
+            }
+        });
+    }
+
+    /// <summary>Checks input [N, C, d…], target [N, d…] and weight [C]; returns N, C and D = Π d….</summary>
+    internal static (int N, int C, int D) CheckShapes(KernelContext ctx, OnnxTensor x, OnnxTensor target, OnnxTensor? weight)
+    {
+        if (x.Rank < 2) throw ctx.Invalid($"input must have shape [N, C, …], got [{string.Join(',', x.Dims)}]");
+        bool ok = target.Rank == x.Rank - 1 && target.Dims[0] == x.Dims[0];
+        for (int i = 1; ok && i < target.Rank; i++) ok = target.Dims[i] == x.Dims[i + 1];
+        if (!ok) throw ctx.Invalid($"target shape [{string.Join(',', target.Dims)}] does not match input shape [{string.Join(',', x.Dims)}] without dimension 1");
+        int c = x.Dims[1];
+        if (weight is not null && (weight.Rank != 1 || weight.Dims[0] != c)) throw ctx.Invalid($"weight must have shape [{c}], got [{string.Join(',', weight.Dims)}]");
+        return (x.Dims[0], c, ReductionOps.Product(x.Shape, 2, x.Rank));
     }
 }

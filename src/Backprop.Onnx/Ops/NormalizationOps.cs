@@ -1,9 +1,179 @@
+using System.Numerics;
+using Backprop.Onnx.IR;
+using Backprop.Onnx.Runtime;
+using TP = System.Numerics.Tensors.TensorPrimitives;
+
 namespace Backprop.Onnx.Ops;
 
-/// <summary>Op family: see the registry in <see cref="OpRegistry"/>.</summary>
+/// <summary>
+/// BatchNormalization, InstanceNormalization, LayerNormalization (NormalizationOps.Layer.cs) and Dropout
+/// (DropoutOps.cs). Gradient rules: NormalizationOps.Gradients.cs.
+/// </summary>
 internal static partial class NormalizationOps
 {
     public static void Register(List<OpDefinition> ops)
     {
+        // ONNX spec "BatchNormalization" (1, 6, 7, 9, 14, 15): y = scale·(x - mean)/sqrt(var + epsilon) + B per channel
+        // (dimension 1). Training mode (training_mode=1 from 14; before 14, when the mean/var outputs exist) normalizes
+        // with the batch statistics and outputs running_mean/var = input·momentum + batch·(1 - momentum).
+        ops.Add(new OpDefinition("BatchNormalization", CreateBatchNorm));
+        // ONNX spec "InstanceNormalization" (1, 6): y = scale·(x - mean)/sqrt(var + epsilon) + B, with mean and
+        // (biased) variance per instance and channel over the spatial dimensions.
+        ops.Add(new OpDefinition("InstanceNormalization", CreateInstanceNorm));
+        // ONNX spec "LayerNormalization" (17): normalizes over dimensions axis..rank-1; optional Mean and InvStdDev
+        // outputs shaped like X with those dimensions set to 1.
+        ops.Add(new OpDefinition("LayerNormalization", CreateLayerNorm, minVersion: 17));
+        ops.Add(DropoutOps.Definition());
+    }
+
+    /// <summary>Attributes of a BatchNormalization node, parsed once.</summary>
+    internal sealed record BatchNormAttributes(double Epsilon, double Momentum, bool Training);
+
+    /// <summary>Parses and validates BatchNormalization's attributes for the node's opset.</summary>
+    internal static BatchNormAttributes ParseBatchNorm(OpContext op)
+    {
+        var node = op.Node;
+        long v = op.OpsetVersion;
+        if (v < 9 && node.GetInt("spatial", 1) != 1) throw op.Unsupported("spatial=0 (statistics per activation rather than per channel)");
+        bool training;
+        if (v >= 14)
+        {
+            long mode = node.GetInt("training_mode", 0);
+            if (mode is not (0 or 1)) throw op.Unsupported($"training_mode={mode} (0 or 1)");
+            training = mode == 1;
+        }
+        else
+        {
+            // Before opset 14 the output count is the mode: Y alone is test mode; Y, mean, var, … is training mode.
+            training = node.Outputs.Skip(1).Any(o => o.Length > 0);
+            if (training && v < 7 && node.GetInt("is_test", 0) != 0) throw op.Unsupported("is_test=1 with training outputs");
+            if (node.Outputs.Skip(3).Any(o => o.Length > 0))
+                throw op.Unsupported("the saved_mean/saved_var outputs (their contents are implementation-defined)");
+        }
+        if (!training && node.Outputs.Skip(1).Any(o => o.Length > 0)) throw op.Unsupported("running mean/var outputs in inference mode");
+        return new BatchNormAttributes(node.GetFloat("epsilon", 1e-5f), node.GetFloat("momentum", 0.9f), training);
+    }
+
+    private static Kernel CreateBatchNorm(OpContext op)
+    {
+        var a = ParseBatchNorm(op);
+        RequireSameFloatTypes(op, 5);
+        return new LambdaKernel(ctx =>
+        {
+            var x = ctx.RequiredInput(0);
+            var p = new OnnxTensor[4];
+            for (int i = 0; i < 4; i++) p[i] = ctx.RequiredInput(i + 1);
+            if (x.Rank < 2) throw ctx.Invalid($"X must have rank 2 or more (N x C x …), got [{string.Join(',', x.Dims)}]");
+            int n = x.Dims[0], c = x.Dims[1], s = ReductionOps.Product(x.Shape, 2, x.Rank);
+            foreach (var t in p)
+            {
+                if (t.ElementType != x.ElementType) throw op.Unsupported($"parameters of type {DataTypes.OnnxName(t.ElementType)} with X of type {DataTypes.OnnxName(x.ElementType)}");
+                if (t.ElementCount != c || t.Rank != 1) throw ctx.Invalid($"scale, B, mean and var must have shape [{c}], got [{string.Join(',', t.Dims)}]");
+            }
+            var y = ctx.Allocate(x.ElementType, x.Shape);
+            int threads = ReductionOps.Parallelism(ctx, x.ElementCount);
+            if (x.ElementType == DataType.Float) Run<float>();
+            else Run<double>();
+            ctx.SetOutput(0, y);
+
+            void Run<T>() where T : unmanaged, IFloatingPointIeee754<T>
+            {
+                T[] mean = (T[])p[2].Buffer, variance = (T[])p[3].Buffer;
+                if (a.Training)
+                {
+                    (mean, variance) = ChannelStatistics((T[])x.Buffer, n, c, s, threads);
+                    T m = T.CreateChecked(a.Momentum), keep = T.One - m;
+                    var runningMean = ctx.Allocate(x.ElementType, [c]);
+                    var runningVar = ctx.Allocate(x.ElementType, [c]);
+                    TP.MultiplyAdd(p[2].AsSpan<T>(), m, Scaled(mean, keep), runningMean.AsSpan<T>());
+                    TP.MultiplyAdd(p[3].AsSpan<T>(), m, Scaled(variance, keep), runningVar.AsSpan<T>());
+                    ctx.SetOutput(1, runningMean);
+                    ctx.SetOutput(2, runningVar);
+                }
+                Normalize((T[])x.Buffer, n, c, s, p[0].AsSpan<T>(), p[1].AsSpan<T>(), mean, variance, T.CreateChecked(a.Epsilon), (T[])y.Buffer, threads);
+            }
+        });
+    }
+
+    private static T[] Scaled<T>(T[] v, T factor) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var r = new T[v.Length];
+        TP.Multiply(v, factor, r);
+        return r;
+    }
+
+    /// <summary>Throws unless the first <paramref name="count"/> inputs' known types are one float type (float or double).</summary>
+    internal static void RequireSameFloatTypes(OpContext op, int count)
+    {
+        op.RequireInputType(0, DataType.Float, DataType.Double);
+        var t = op.InputType(0);
+        for (int i = 1; i < count; i++)
+        {
+            var ti = op.InputType(i);
+            if (t != DataType.Undefined && ti != DataType.Undefined && ti != t)
+                throw op.Unsupported($"input {i} of type {DataTypes.OnnxName(ti)} with X of type {DataTypes.OnnxName(t)}");
+        }
+    }
+
+    /// <summary>Per-channel mean and biased variance of [n, c, s] (two passes: mean, then squared deviations).</summary>
+    internal static (T[] Mean, T[] Var) ChannelStatistics<T>(T[] x, int n, int c, int s, int threads) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var mean = new T[c];
+        var variance = new T[c];
+        T count = T.CreateChecked((long)n * s);
+        ReductionOps.ForChunks(c, threads, (from, to) =>
+        {
+            for (int ch = from; ch < to; ch++)
+            {
+                T sum = T.Zero;
+                for (int i = 0; i < n; i++) sum += ReductionOps.Sum<T>(x.AsSpan((i * c + ch) * s, s));
+                T m = sum / count;
+                T sq = T.Zero;
+                for (int i = 0; i < n; i++) sq += SumOfSquaredDeviations<T>(x.AsSpan((i * c + ch) * s, s), m);
+                mean[ch] = m;
+                variance[ch] = sq / count;
+            }
+        });
+        return (mean, variance);
+    }
+
+    /// <summary>y[i, ch, :] = (x[i, ch, :] - mean[ch]) · scale[ch]/sqrt(var[ch] + epsilon) + bias[ch].</summary>
+    private static void Normalize<T>(T[] x, int n, int c, int s, ReadOnlySpan<T> scale, ReadOnlySpan<T> bias, T[] mean, T[] variance, T epsilon, T[] y, int threads)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var factor = new T[c];
+        var shift = bias.ToArray();
+        for (int ch = 0; ch < c; ch++) factor[ch] = scale[ch] / T.Sqrt(variance[ch] + epsilon);
+        ReductionOps.ForChunks(n * c, threads, (from, to) =>
+        {
+            for (int block = from; block < to; block++)
+            {
+                int ch = block % c;
+                var dst = y.AsSpan(block * s, s);
+                TP.Subtract(x.AsSpan(block * s, s), mean[ch], dst);
+                TP.Multiply(dst, factor[ch], dst);
+                TP.Add(dst, shift[ch], dst);
+            }
+        });
+    }
+
+    /// <summary>Σ (x - m)², vectorized with a fixed association order.</summary>
+    internal static T SumOfSquaredDeviations<T>(ReadOnlySpan<T> x, T m) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int n = x.Length, i = 0;
+        T s = T.Zero;
+        if (Vector.IsHardwareAccelerated && Vector<T>.IsSupported && n >= Vector<T>.Count)
+        {
+            var acc = Vector<T>.Zero;
+            var mv = new Vector<T>(m);
+            for (; i <= n - Vector<T>.Count; i += Vector<T>.Count)
+            {
+                var d = new Vector<T>(x[i..]) - mv;
+                acc += d * d;
+            }
+            s = Vector.Sum(acc);
+        }
+        for (; i < n; i++) s += (x[i] - m) * (x[i] - m);
+        return s;
     }
 }

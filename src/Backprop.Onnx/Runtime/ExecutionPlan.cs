@@ -25,8 +25,12 @@ public sealed class ExecutionPlan
     /// <param name="model">An imported model.</param>
     /// <param name="options">Threads, training mode and seed; null for defaults.</param>
     /// <exception cref="UnsupportedOperatorException">An op, opset version, attribute or element type is not implemented.</exception>
-    public static ExecutionPlan Compile(OnnxModel model, ExecutionOptions? options = null) =>
-        new(model.Graph, OpsetsOf(model), options ?? new ExecutionOptions(), []);
+    public static ExecutionPlan Compile(OnnxModel model, ExecutionOptions? options = null)
+    {
+        // The standard Gradient op (ai.onnx.preview.training) is executed by lowering it to backward nodes first.
+        if (Autodiff.GradientOpLowering.Needs(model)) model = Autodiff.GradientOpLowering.Lower(model);
+        return new(model.Graph, OpsetsOf(model), options ?? new ExecutionOptions(), []);
+    }
 
     internal static IReadOnlyDictionary<string, long> OpsetsOf(OnnxModel model)
     {

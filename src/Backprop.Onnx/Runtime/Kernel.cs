@@ -30,7 +30,7 @@ public sealed class ExecutionOptions
     public bool TrainingMode { get; set; }
 
     /// <summary>Seed of the random source used by Dropout and the Random* ops.</summary>
-    public int Seed { get; init; } = 42;
+    public int Seed { get; set; } = 42;
 }
 
 /// <summary>What a kernel sees while it runs: its node's input and output tensors, options and the random source.</summary>
@@ -73,6 +73,9 @@ internal sealed class KernelContext
 
     /// <summary>True when output <paramref name="index"/> exists and is consumed or is a graph output.</summary>
     public bool IsOutputUsed(int index) => index < _outputs.Length && _outputs[index] >= 0;
+
+    /// <summary>The tensor output <paramref name="index"/> holds after the kernel ran (null if unset or unused).</summary>
+    public OnnxTensor? OutputValue(int index) => index < _outputs.Length && _outputs[index] >= 0 ? _values[_outputs[index]] : null;
 
     public void SetOutput(int index, OnnxTensor tensor)
     {

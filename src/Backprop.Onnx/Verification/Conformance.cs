@@ -34,6 +34,15 @@ public static class Conformance
     /// <summary>Absolute tolerance of the ONNX backend test runner.</summary>
     public const double AbsoluteTolerance = 1e-7;
 
+    /// <summary>
+    /// Backend tests whose expected outputs contradict their own model, with the evidence. They are reported as
+    /// unsupported with this reason instead of being run; tests/…/TrainingOpsTests proves each defect.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> KnownTestDataDefects { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["test_adam_multiple"] = "test data defect: the expected outputs use epsilon=1e-2, but the node does not set epsilon (spec default 1e-6); see onnx/backend/test/case/node/adam.py export_adam_multiple",
+    };
+
     /// <summary>Every test folder at or below the given folders, sorted by path.</summary>
     public static IReadOnlyList<string> FindTests(IEnumerable<string> roots)
     {
@@ -55,6 +64,7 @@ public static class Conformance
     public static ConformanceResult Run(string testDirectory)
     {
         string name = Path.GetFileName(testDirectory.TrimEnd('/'));
+        if (KnownTestDataDefects.TryGetValue(name, out var defect)) return new(name, ConformanceStatus.Unsupported, defect);
         ExecutionPlan plan;
         OnnxModel model;
         try
@@ -62,7 +72,7 @@ public static class Conformance
             model = ModelImporter.Load(Path.Combine(testDirectory, "model.onnx"));
             plan = ExecutionPlan.Compile(model, new ExecutionOptions { Threads = 1 });
         }
-        catch (UnsupportedOperatorException e) { return new(name, ConformanceStatus.Unsupported, e.Message); }
+        catch (Exception e) when (e is UnsupportedOperatorException or Autodiff.DifferentiationException) { return new(name, ConformanceStatus.Unsupported, e.Message); }
         catch (Exception e) { return new(name, ConformanceStatus.Wrong, $"{e.GetType().Name}: {e.Message}"); }
 
         try
@@ -79,7 +89,7 @@ public static class Conformance
                 }
             }
         }
-        catch (UnsupportedOperatorException e) { return new(name, ConformanceStatus.Unsupported, e.Message); }
+        catch (Exception e) when (e is UnsupportedOperatorException or Autodiff.DifferentiationException) { return new(name, ConformanceStatus.Unsupported, e.Message); }
         catch (Exception e) { return new(name, ConformanceStatus.Wrong, $"{e.GetType().Name}: {e.Message}"); }
         return new(name, ConformanceStatus.Pass, "");
     }
@@ -95,11 +105,19 @@ public static class Conformance
             var (tensor, pbName) = TensorFiles.Read(inputFiles[i]);
             string name = !string.IsNullOrEmpty(pbName) && graph.Inputs.Any(v => v.Name == pbName) ? pbName
                 : i < runtimeInputs.Count ? runtimeInputs[i].Name : graph.Inputs[i].Name;
-            inputs[name] = tensor;
+            inputs[name] = AsDeclared(tensor, graph.Inputs.FirstOrDefault(v => v.Name == name)?.ElementType);
         }
-        var outputs = Directory.EnumerateFiles(setDirectory, "output_*.pb").OrderBy(IndexOf).Select(f => TensorFiles.Read(f).Tensor).ToList();
+        var outputs = Directory.EnumerateFiles(setDirectory, "output_*.pb").OrderBy(IndexOf)
+            .Select((f, i) => AsDeclared(TensorFiles.Read(f).Tensor, i < graph.Outputs.Count ? graph.Outputs[i].ElementType : null)).ToList();
         return (inputs, outputs);
     }
+
+    /// <summary>
+    /// The backend test generator stores bfloat16 data as uint16 tensors (numpy has no bfloat16): read those as the
+    /// bfloat16 the graph declares (same bits).
+    /// </summary>
+    private static OnnxTensor AsDeclared(OnnxTensor tensor, DataType? declared) =>
+        declared == DataType.BFloat16 && tensor.ElementType == DataType.UInt16 ? OnnxTensor.FromBuffer(DataType.BFloat16, tensor.Buffer, tensor.Dims) : tensor;
 
     private static int IndexOf(string file)
     {

@@ -18,7 +18,7 @@ internal static class CliErrors
             Console.Error.WriteLine($"error: {OneLine(e.Message)}");
             return BadInput;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or InvalidDataException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException)
         {
             Console.Error.WriteLine($"error: {OneLine(e.Message)}");
             return BadInput;

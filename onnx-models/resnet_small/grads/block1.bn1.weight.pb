@@ -1,0 +1,1 @@
+Bblock1.bn1.weightJ€òãivi†¿|:àº¶«P?:KëIå‚¿ƒÃzwŒ#¿]šBJÇ¢]¿Q(O<yü£?yžF HE‰¿;lÃq„¿íAuÇL`¿Õ:xëøÅh?f¹îÜG¿8ömq‡{¿­BÍ¸mv¿9^XÃ ?dEFóÉ‘å>° dXuPK¿

@@ -1,0 +1,107 @@
+using Backprop.Onnx.IR;
+using Backprop.Onnx.Runtime;
+
+namespace Backprop.Onnx.Ops;
+
+/// <summary>
+/// Dropout (ONNX spec "Dropout", versions 1, 6, 7, 10, 12, 13), registered by <see cref="NormalizationOps"/>.
+/// Inference mode: output = data, mask all true. Training mode: mask = (u ≥ ratio) with u uniform in [0, 1) from the
+/// run's seeded random source, output = data · mask / (1 - ratio).
+/// </summary>
+internal static class DropoutOps
+{
+    public static OpDefinition Definition() => new("Dropout", Create)
+    {
+        // Before opset 10 the mask has the data's type; from 10 it is bool.
+        InferTypes = op => op.Node.Outputs.Count > 1
+            ? [op.InputType(0), op.OpsetVersion >= 10 ? DataType.Bool : op.InputType(0)]
+            : [op.InputType(0)],
+        DifferentiableInputs = [0],
+    };
+
+    /// <summary>
+    /// Whether the node runs in training mode at this call: the training_mode input (opset 12+) when present,
+    /// is_test=1 (before opset 7) forces inference, otherwise <see cref="ExecutionOptions.TrainingMode"/>.
+    /// </summary>
+    internal static bool IsTraining(KernelContext ctx, long opset)
+    {
+        if (opset >= 12 && ctx.Input(2) is { } mode)
+        {
+            if (mode.ElementType != DataType.Bool || mode.ElementCount != 1) throw ctx.Invalid("training_mode must be a bool scalar");
+            return mode.AsSpan<bool>()[0];
+        }
+        if (opset < 7 && ctx.Node.GetInt("is_test", 0) != 0) return false;
+        return ctx.Options.TrainingMode;
+    }
+
+    private static Kernel Create(OpContext op)
+    {
+        long v = op.OpsetVersion;
+        float ratioAttribute = op.Node.GetFloat("ratio", 0.5f);
+        if (v >= 12 && op.Node.HasAttribute("ratio")) throw op.Unsupported("'ratio' is an input from opset 12, not an attribute");
+        bool hasSeed = op.Node.HasAttribute("seed");
+        var maskType = v >= 10 ? DataType.Bool : op.InputType(0);
+        return new LambdaKernel(ctx =>
+        {
+            var x = ctx.RequiredInput(0);
+            double ratio = ratioAttribute;
+            if (v >= 12 && ctx.Input(1) is { } r)
+            {
+                if (r.ElementCount != 1 || !DataTypes.IsFloatingPoint(r.ElementType)) throw ctx.Invalid("ratio must be a floating-point scalar");
+                ratio = r.GetDouble(0);
+            }
+            bool training = IsTraining(ctx, v);
+            if (!training || ratio == 0)
+            {
+                ctx.SetOutput(0, x);
+                if (ctx.IsOutputUsed(1)) ctx.SetOutput(1, Ones(ctx, v >= 10 ? DataType.Bool : x.ElementType, x.Dims));
+                return;
+            }
+            if (!(ratio > 0 && ratio < 1)) throw ctx.Invalid($"ratio {ratio} is outside [0, 1)");
+            // A seed asks for one particular random stream (the backend tests expect NumPy's); ours is not that one,
+            // so rather than give results that only look right we refuse.
+            if (hasSeed) throw op.Unsupported("training-mode dropout with a 'seed' attribute (the random stream of another runtime cannot be reproduced)");
+            if (x.ElementType is not (DataType.Float or DataType.Double or DataType.Float16))
+                throw op.Unsupported($"training-mode dropout of {DataTypes.OnnxName(x.ElementType)}");
+            var keep = new bool[x.ElementCount];
+            for (int i = 0; i < keep.Length; i++) keep[i] = ctx.Random.NextDouble() >= ratio;
+            double scale = 1 / (1 - ratio);
+            var y = ctx.Allocate(x.ElementType, x.Shape);
+            switch (x.ElementType)
+            {
+                case DataType.Float: Apply(x.AsSpan<float>(), y.AsSpan<float>(), keep, (float)scale); break;
+                case DataType.Double: Apply(x.AsSpan<double>(), y.AsSpan<double>(), keep, scale); break;
+                default: Apply(x.AsSpan<Half>(), y.AsSpan<Half>(), keep, (Half)scale); break;
+            }
+            ctx.SetOutput(0, y);
+            if (ctx.IsOutputUsed(1)) ctx.SetOutput(1, Mask(ctx, keep, maskType == DataType.Bool ? DataType.Bool : x.ElementType, x.Dims));
+        });
+    }
+
+    private static void Apply<T>(ReadOnlySpan<T> x, Span<T> y, bool[] keep, T scale) where T : System.Numerics.INumber<T>
+    {
+        for (int i = 0; i < y.Length; i++) y[i] = keep[i] ? x[i] * scale : T.Zero;
+    }
+
+    private static void Fill<T>(Span<T> m, bool[] keep) where T : System.Numerics.INumber<T>
+    {
+        for (int i = 0; i < m.Length; i++) m[i] = keep[i] ? T.One : T.Zero;
+    }
+
+    private static OnnxTensor Ones(KernelContext ctx, DataType type, int[] shape) =>
+        Mask(ctx, Enumerable.Repeat(true, checked((int)OnnxTensor.CheckedCount(shape))).ToArray(), type, shape);
+
+    private static OnnxTensor Mask(KernelContext ctx, bool[] keep, DataType type, int[] shape)
+    {
+        var m = ctx.Allocate(type, shape);
+        switch (type)
+        {
+            case DataType.Bool: keep.CopyTo(m.AsSpan<bool>()); break;
+            case DataType.Float: Fill(m.AsSpan<float>(), keep); break;
+            case DataType.Double: Fill(m.AsSpan<double>(), keep); break;
+            case DataType.Float16: Fill(m.AsSpan<Half>(), keep); break;
+            default: throw ctx.Invalid($"no dropout mask of type {DataTypes.OnnxName(type)}");
+        }
+        return m;
+    }
+}

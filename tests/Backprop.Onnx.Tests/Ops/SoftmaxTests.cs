@@ -1,0 +1,114 @@
+using Backprop.Onnx.IR;
+using Backprop.Onnx.Tests.Support;
+
+namespace Backprop.Onnx.Tests.Ops;
+
+[TestClass]
+public sealed class SoftmaxTests
+{
+    /// <summary>
+    /// Scalar reference: the op along the lines of the [outer, n, inner] view (opset 13: n = shape[axis];
+    /// before 13: the 2-D coercion, n = product of shape[axis..]).
+    /// </summary>
+    private static double[] Reference(string op, double[] x, int[] shape, int axis, bool coerce2D)
+    {
+        int outer = 1, n = 1, inner = 1;
+        for (int d = 0; d < shape.Length; d++)
+        {
+            if (d < axis) outer *= shape[d];
+            else if (d == axis || coerce2D) n *= shape[d];
+            else inner *= shape[d];
+        }
+        var y = new double[x.Length];
+        for (int o = 0; o < outer; o++)
+        {
+            for (int i = 0; i < inner; i++)
+            {
+                var idx = Enumerable.Range(0, n).Select(k => (o * n + k) * inner + i).ToArray();
+                double max = idx.Max(j => x[j]);
+                double sum = idx.Sum(j => Math.Exp(x[j] - max));
+                int first = idx.First(j => x[j] == max);
+                foreach (int j in idx)
+                {
+                    y[j] = op switch
+                    {
+                        "Softmax" => Math.Exp(x[j] - max) / sum,
+                        "LogSoftmax" => x[j] - max - Math.Log(sum),
+                        _ => j == first ? 1 : 0,
+                    };
+                }
+            }
+        }
+        return y;
+    }
+
+    [TestMethod]
+    [DataRow("Softmax", "1", -1, 13)]
+    [DataRow("Softmax", "7", 0, 13)]
+    [DataRow("Softmax", "3,8", 1, 13)]
+    [DataRow("Softmax", "2,9", -1, 13)]
+    [DataRow("Softmax", "3,16,2", 1, 13)]
+    [DataRow("Softmax", "2,17,3", -2, 13)]
+    [DataRow("Softmax", "4,5", 0, 13)]
+    [DataRow("Softmax", "2,3,4", 1, 11)]
+    [DataRow("Softmax", "2,3,4", 0, 11)]
+    [DataRow("Softmax", "0,5", 1, 13)]
+    [DataRow("LogSoftmax", "5", 0, 13)]
+    [DataRow("LogSoftmax", "3,17", 1, 13)]
+    [DataRow("LogSoftmax", "2,8,3", 1, 13)]
+    [DataRow("LogSoftmax", "2,3,4", 2, 11)]
+    [DataRow("LogSoftmax", "2,3,4", 1, 11)]
+    [DataRow("Hardmax", "3,9", 1, 13)]
+    [DataRow("Hardmax", "2,5,3", 1, 13)]
+    [DataRow("Hardmax", "2,3,4", 1, 11)]
+    public void Op_MatchesScalarReference(string op, string shapeText, int axis, int opset)
+    {
+        var shape = OpTensors.Shape(shapeText);
+        var x = OpTensors.Random(5, OpTensors.Count(shape), -4, 4);
+        int a = axis < 0 ? axis + shape.Length : axis;
+        foreach (var type in new[] { DataType.Float, DataType.Double })
+        {
+            var values = type == DataType.Float ? x.Select(v => (double)(float)v).ToArray() : x;
+            var y = SingleNode.Run(op, [OpTensors.Of(type, values, shape)], 1, opset, OnnxAttribute.FromInt("axis", axis))[0];
+            OpTensors.AssertClose(Reference(op, values, shape, a, opset < 13), shape, y, type, what: $"{op} {DataTypes.OnnxName(type)}");
+        }
+    }
+
+    [TestMethod]
+    [DataRow(11, 1)]
+    [DataRow(13, -1)]
+    public void Op_DefaultAxis_DependsOnOpset(int opset, int defaultAxis)
+    {
+        int[] shape = [2, 3, 4];
+        var x = OpTensors.Random(8, 24);
+        var y = SingleNode.Run("Softmax", [OpTensors.Of(DataType.Double, x, shape)], 1, opset)[0];
+        OpTensors.AssertClose(Reference("Softmax", x, shape, defaultAxis < 0 ? 2 : defaultAxis, opset < 13), shape, y, DataType.Double);
+    }
+
+    [TestMethod]
+    public void Softmax_LargeInputs_DoNotOverflow()
+    {
+        var x = OnnxTensor.FromArray(new float[] { 10000, 10001, 10002, -10000 }, 1, 4);
+        var y = SingleNode.Run("Softmax", [x], 1, 13)[0].ToArray<float>();
+        double e0 = Math.Exp(-2), e1 = Math.Exp(-1), s = e0 + e1 + 1;
+        OpTensors.AssertClose([e0 / s, e1 / s, 1 / s, 0], [1, 4], OnnxTensor.FromArray(y, 1, 4), DataType.Float);
+        var logY = SingleNode.Run("LogSoftmax", [x], 1, 13)[0];
+        OpTensors.AssertClose([-2 - Math.Log(s), -1 - Math.Log(s), -Math.Log(s), -20002 - Math.Log(s)], [1, 4], logY, DataType.Float);
+    }
+
+    [TestMethod]
+    public void Hardmax_Ties_PickTheFirst()
+    {
+        var x = OnnxTensor.FromArray(new double[] { 2, 5, 5, 1, 0, 0, 0, 0 }, 2, 4);
+        var y = SingleNode.Run("Hardmax", [x], 1, 13)[0];
+        CollectionAssert.AreEqual(new double[] { 0, 1, 0, 0, 1, 0, 0, 0 }, y.ToArray<double>());
+    }
+
+    [TestMethod]
+    public void Softmax_Float16_RoundsOnce()
+    {
+        var x = OnnxTensor.FromArray(new[] { (Half)0, (Half)0, (Half)0, (Half)0 }, 4);
+        var y = SingleNode.Run("Softmax", [x], 1, 13)[0];
+        CollectionAssert.AreEqual(Enumerable.Repeat((Half)0.25, 4).ToArray(), y.ToArray<Half>());
+    }
+}
