@@ -297,4 +297,88 @@ public sealed class MatMulTests
         // (A − 3) = [[8, 4], [0, 247]]; (B − [0, 1]) = [[1, 1], [3, 3]].
         CollectionAssert.AreEqual(new[] { 20, 20, 741, 741 }, y.ToArray<int>());
     }
+
+    // ---- gradients (finite differences in float64; opset 13+ also checks the exported graph on ONNX Runtime) ----
+
+    [TestMethod]
+    [DataRow(new[] { 3, 4 }, new[] { 4, 5 })]
+    [DataRow(new[] { 4 }, new[] { 4, 5 })]
+    [DataRow(new[] { 3, 4 }, new[] { 4 })]
+    [DataRow(new[] { 4 }, new[] { 4 })]
+    [DataRow(new[] { 4 }, new[] { 2, 4, 3 })]
+    [DataRow(new[] { 2, 3, 4 }, new[] { 4 })]
+    [DataRow(new[] { 2, 1, 3, 4 }, new[] { 5, 4, 2 })]
+    [DataRow(new[] { 3, 4 }, new[] { 2, 4, 5 })]
+    [DataRow(new[] { 2, 3, 4 }, new[] { 4, 5 })]
+    public void MatMul_Gradient(int[] aShape, int[] bShape)
+    {
+        foreach (long opset in new long[] { 9, 17 })
+            GradCheck.Op("MatMul", [GradCheck.Random(1, aShape), GradCheck.Random(2, bShape)], opset: opset);
+    }
+
+    [TestMethod]
+    [DataRow(new[] { 3, 4 }, new[] { 4, 5 })]
+    [DataRow(new[] { 4 }, new[] { 2, 4, 3 })]
+    [DataRow(new[] { 2, 3, 4 }, new[] { 4 })]
+    [DataRow(new[] { 2, 1, 3, 4 }, new[] { 5, 4, 2 })]
+    public void MatMul_Gradient_WithoutStaticShapes(int[] aShape, int[] bShape)
+    {
+        // Operands of rank ≥ 2 are declared without shapes, so the rule cannot see their ranks and emits Einsum with
+        // ellipses (a rank-1 operand keeps its shape, which selects the matching equation).
+        var inputs = new[] { GradCheck.Random(1, aShape), GradCheck.Random(2, bShape) };
+        var model = SingleNode.Model("MatMul", inputs, 1, 17);
+        for (int i = 0; i < 2; i++)
+            if (inputs[i].Rank >= 2) model.Graph.Inputs[i] = new ValueInfo($"x{i}", DataType.Double, null);
+        var feeds = new Dictionary<string, OnnxTensor> { ["x0"] = inputs[0], ["x1"] = inputs[1] };
+        var report = Backprop.Onnx.Verification.GradientCheck.Run(model, feeds, new Backprop.Onnx.Verification.GradientCheckOptions { Seed = 3 });
+        Assert.IsTrue(report.Passed, report.ToString());
+    }
+
+    [TestMethod]
+    [DataRow(false, false, 1.0f, 1.0f, new[] { 4, 5 })]
+    [DataRow(true, false, 0.5f, 2.0f, new[] { 5 })]
+    [DataRow(false, true, 1.0f, -1.0f, new[] { 4, 1 })]
+    [DataRow(true, true, 0.25f, 0.35f, new int[0])]
+    [DataRow(false, false, 2.0f, 0.0f, new[] { 1, 5 })]
+    [DataRow(true, false, 1.5f, 1.0f, null)]
+    public void Gemm_Gradient(bool transA, bool transB, float alpha, float beta, int[]? cShape)
+    {
+        int m = 4, n = 5, k = 3;
+        var a = GradCheck.Random(1, transA ? [k, m] : [m, k]);
+        var b = GradCheck.Random(2, transB ? [n, k] : [k, n]);
+        OnnxTensor?[] inputs = cShape is null ? [a, b] : [a, b, GradCheck.Random(3, cShape)];
+        var attributes = new[] { OnnxAttribute.FromInt("transA", transA ? 1 : 0), OnnxAttribute.FromInt("transB", transB ? 1 : 0),
+            OnnxAttribute.FromFloat("alpha", alpha), OnnxAttribute.FromFloat("beta", beta) };
+        GradCheck.Op("Gemm", inputs, attributes, opset: 13);
+        if (cShape is not null) GradCheck.Op("Gemm", inputs, attributes, opset: 9);
+    }
+
+    [TestMethod]
+    [DataRow("ij,jk->ik", new[] { 3, 4 }, new[] { 4, 5 }, null)]
+    [DataRow("bij, bjk -> bik", new[] { 2, 2, 3 }, new[] { 2, 3, 4 }, null)]
+    [DataRow("i,i", new[] { 5 }, new[] { 5 }, null)]
+    [DataRow("ij->", new[] { 3, 4 }, null, null)]
+    [DataRow("ij->j", new[] { 3, 4 }, null, null)]
+    [DataRow("ijk->ki", new[] { 2, 3, 4 }, null, null)]
+    [DataRow("ij,kj", new[] { 3, 4 }, new[] { 2, 4 }, null)]
+    [DataRow("ij,j->i", new[] { 3, 4 }, new[] { 4 }, null)]
+    [DataRow("ij,jk,kl->il", new[] { 2, 3 }, new[] { 3, 4 }, new[] { 4, 2 })]
+    [DataRow("...ij,...jk->...ik", new[] { 2, 3, 3, 4 }, new[] { 2, 3, 4, 2 }, null)]
+    public void Einsum_Gradient(string equation, int[] s0, int[]? s1, int[]? s2)
+    {
+        var inputs = new[] { s0, s1, s2 }.Where(s => s is not null).Select((s, i) => (OnnxTensor?)GradCheck.Random(20 + i, s!)).ToArray();
+        GradCheck.Op("Einsum", inputs, [OnnxAttribute.FromString("equation", equation)], opset: 13);
+    }
+
+    [TestMethod]
+    public void Einsum_Gradient_BroadcastEllipsis() =>
+        // ONNX Runtime's Einsum rejects ellipses that differ in rank or size ("Ellipsis represents incompatible
+        // dimensions") even in the forward pass, so only our executor can run this broadcasting case.
+        GradCheck.Op("Einsum", [GradCheck.Random(1, [2, 1, 3, 4]), GradCheck.Random(2, [3, 4, 2])],
+            [OnnxAttribute.FromString("equation", "...ij,...jk->...ik")], opset: 13, onnxRuntime: false);
+
+    [TestMethod]
+    public void Einsum_DiagonalGradientIsUnsupported() =>
+        Assert.ThrowsExactly<UnsupportedOperatorException>(() =>
+            GradCheck.Op("Einsum", [GradCheck.Random(1, [3, 3])], [OnnxAttribute.FromString("equation", "ii->i")], opset: 13));
 }
