@@ -17,7 +17,53 @@ internal static class DropoutOps
             ? [op.InputType(0), op.OpsetVersion >= 10 ? DataType.Bool : op.InputType(0)]
             : [op.InputType(0)],
         DifferentiableInputs = [0],
+        Vjp = DropoutVjp,
     };
+
+    /// <summary>
+    /// Dropout VJP: dX = dY in inference mode; dY ⊙ mask / (1 - ratio) in training mode (PyTorch derivatives.yaml:
+    /// native_dropout → native_dropout_backward). The mode is decided at run time exactly as the forward kernel decides it,
+    /// so the rule emits DropoutGrad(dY, mask, ratio, training_mode) with the forward's ratio and is_test attributes.
+    /// Standard-op body: Mul(dY, Mul(Cast(mask, T), 1/(1 - ratio))) in training, Identity otherwise.
+    /// </summary>
+    private static readonly Autodiff.VjpRule DropoutVjp = ctx =>
+    {
+        var attrs = new List<OnnxAttribute>();
+        foreach (var name in new[] { "ratio", "is_test" }) if (ctx.Node.FindAttribute(name) is { } a) attrs.Add(a);
+        bool inputs = ctx.OpsetVersion >= 12;
+        string mask = ctx.Output(1);
+        return [ctx.Emit.Custom("DropoutGrad", [ctx.OutputGrad(0)!, mask, inputs && ctx.HasInput(1) ? ctx.Input(1) : "", inputs && ctx.HasInput(2) ? ctx.Input(2) : ""], [.. attrs])];
+    };
+
+    /// <summary>DropoutGrad(dY, mask?, ratio?, training_mode?) with attributes ratio and is_test → dX.</summary>
+    public static OpDefinition GradDefinition() => new("DropoutGrad", CreateGrad, OpRegistry.BackpropDomain)
+    {
+        InferTypes = op => [op.InputType(0)],
+    };
+
+    private static Kernel CreateGrad(OpContext op)
+    {
+        double ratioAttribute = op.Node.GetFloat("ratio", 0.5f);
+        bool isTest = op.Node.GetInt("is_test", 0) != 0;
+        return new LambdaKernel(ctx =>
+        {
+            var dy = ctx.RequiredInput(0);
+            double ratio = ctx.Input(2) is { } r ? r.GetDouble(0) : ratioAttribute;
+            bool training = ctx.Input(3) is { } mode ? mode.AsSpan<bool>()[0] : !isTest && ctx.Options.TrainingMode;
+            if (!training || ratio == 0) { ctx.SetOutput(0, dy); return; }
+            var mask = ctx.Input(1) ?? throw op.Unsupported("the gradient of training-mode dropout needs the forward node's mask output; give the Dropout node a second output");
+            if (mask.ElementCount != dy.ElementCount) throw ctx.Invalid("mask and dY differ in size");
+            var dx = ctx.Allocate(dy.ElementType, dy.Shape);
+            double scale = 1 / (1 - ratio);
+            switch (dy.ElementType)
+            {
+                case DataType.Float: MaskedScale(dy.AsSpan<float>(), mask, dx.AsSpan<float>(), (float)scale); break;
+                case DataType.Double: MaskedScale(dy.AsSpan<double>(), mask, dx.AsSpan<double>(), scale); break;
+                default: throw op.Unsupported($"dropout gradient of {DataTypes.OnnxName(dy.ElementType)}");
+            }
+            ctx.SetOutput(0, dx);
+        });
+    }
 
     /// <summary>
     /// Whether the node runs in training mode at this call: the training_mode input (opset 12+) when present,
@@ -76,6 +122,17 @@ internal static class DropoutOps
             ctx.SetOutput(0, y);
             if (ctx.IsOutputUsed(1)) ctx.SetOutput(1, Mask(ctx, keep, maskType == DataType.Bool ? DataType.Bool : x.ElementType, x.Dims));
         });
+    }
+
+    private static void MaskedScale<T>(ReadOnlySpan<T> dy, OnnxTensor mask, Span<T> dx, T scale) where T : System.Numerics.INumber<T>
+    {
+        if (mask.ElementType == DataType.Bool)
+        {
+            var m = mask.AsSpan<bool>();
+            for (int i = 0; i < dx.Length; i++) dx[i] = m[i] ? dy[i] * scale : T.Zero;
+            return;
+        }
+        for (int i = 0; i < dx.Length; i++) dx[i] = mask.GetDouble(i) != 0 ? dy[i] * scale : T.Zero;
     }
 
     private static void Apply<T>(ReadOnlySpan<T> x, Span<T> y, bool[] keep, T scale) where T : System.Numerics.INumber<T>

@@ -19,13 +19,16 @@ internal static partial class LossOps
         ops.Add(new OpDefinition("NegativeLogLikelihoodLoss", op => CreateLoss(op, softmax: false), minVersion: 12)
         {
             DifferentiableInputs = [0],
+            Vjp = NllVjp,
         });
         // ONNX spec "SoftmaxCrossEntropyLoss" (12, 13): log_prob = LogSoftmax(scores, axis 1); loss as
         // NegativeLogLikelihoodLoss(log_prob, labels, weights). Output 1 (optional) is log_prob.
         ops.Add(new OpDefinition("SoftmaxCrossEntropyLoss", op => CreateLoss(op, softmax: true), minVersion: 12)
         {
             DifferentiableInputs = [0],
+            Vjp = SceVjp,
         });
+        ops.AddRange(GradDefinitions());
     }
 
     /// <summary>Attributes of both losses, parsed once.</summary>

@@ -76,66 +76,30 @@ internal static partial class ReductionOps
     }
 
     /// <summary>
-    /// The reduction driver: y[j] = f(elements of x that map to output j). Adjacent dimensions that are both reduced or
-    /// both kept are merged; a reduced trailing block is reduced in place, anything else is gathered into a buffer.
+    /// The reduction driver: y[j] = f(elements of x that map to output j). A reduced trailing block is reduced in
+    /// place; anything else is gathered into a buffer (see <see cref="ReductionLayout"/>).
     /// </summary>
     internal static void ReduceCore<T>(T[] x, int[] shape, bool[] reduced, T[] y, SpanReducer<T> f, int threads)
     {
-        var sizes = new List<int>();
-        var isReduced = new List<bool>();
-        long m = 1, r = 1;
-        for (int d = 0; d < shape.Length; d++)
-        {
-            if (reduced[d]) r *= shape[d]; else m *= shape[d];
-            if (shape[d] == 1) continue;
-            if (sizes.Count > 0 && isReduced[^1] == reduced[d]) sizes[^1] *= shape[d];
-            else { sizes.Add(shape[d]); isReduced.Add(reduced[d]); }
-        }
-        if (m == 0) return;
-        int outCount = (int)m, count = (int)r;
+        var layout = new ReductionLayout(shape, reduced);
+        int count = layout.Count;
+        if (layout.OutCount == 0) return;
         if (count == 0)
         {
-            Array.Fill(y, f([]), 0, outCount);
+            Array.Fill(y, f([]), 0, layout.OutCount);
             return;
         }
-        int reducedGroups = isReduced.Count(b => b);
-        if (reducedGroups == 0 || (reducedGroups == 1 && isReduced[^1]))
+        ForChunks(layout.OutCount, threads, (from, to) =>
         {
-            ForChunks(outCount, threads, (from, to) =>
-            {
-                for (int j = from; j < to; j++) y[j] = f(x.AsSpan(j * count, count));
-            });
-            return;
-        }
-
-        int groups = sizes.Count;
-        var strides = new int[groups];
-        for (int g = groups - 1, s = 1; g >= 0; s *= sizes[g], g--) strides[g] = s;
-        var offsets = new int[count];
-        for (int k = 0; k < count; k++) offsets[k] = Offset(k, true);
-        ForChunks(outCount, threads, (from, to) =>
-        {
-            var buffer = new T[count];
+            var buffer = layout.Contiguous ? null : new T[count];
             for (int j = from; j < to; j++)
             {
-                int start = Offset(j, false);
-                for (int k = 0; k < count; k++) buffer[k] = x[start + offsets[k]];
+                int start = layout.Start(j);
+                if (buffer is null) { y[j] = f(x.AsSpan(start, count)); continue; }
+                layout.Gather(x, start, buffer);
                 y[j] = f(buffer);
             }
         });
-
-        // The input offset of index `flat` over the reduced (or kept) groups, in row-major order.
-        int Offset(int flat, bool ofReduced)
-        {
-            int offset = 0;
-            for (int g = groups - 1; g >= 0; g--)
-            {
-                if (isReduced[g] != ofReduced) continue;
-                offset += flat % sizes[g] * strides[g];
-                flat /= sizes[g];
-            }
-            return offset;
-        }
     }
 
     private static Kernel CreateArgExtreme(OpContext op, bool max)
