@@ -119,6 +119,11 @@ internal sealed class ReductionLayout
         for (int g = _sizes.Length - 1, s = 1; g >= 0; s *= _sizes[g], g--) _strides[g] = s;
         int reducedGroups = isReduced.Count(b => b);
         Contiguous = reducedGroups == 0 || (reducedGroups == 1 && isReduced[^1]);
+        if (reducedGroups == 1 && !isReduced[^1])
+        {
+            int g = isReduced.IndexOf(true);
+            if (g == _sizes.Length - 2) RowBlock = (g == 0 ? 1 : ReductionOps.Product(_sizes, 0, g), _sizes[g], _sizes[^1]);
+        }
         _offsets = Contiguous || OutCount == 0 ? [] : [.. Enumerable.Range(0, Count).Select(k => Offset(k, true))];
     }
 
@@ -127,6 +132,12 @@ internal sealed class ReductionLayout
 
     /// <summary>Elements per output (product of the reduced dimensions).</summary>
     public int Count { get; }
+
+    /// <summary>
+    /// Set when the input is [outer, rows, inner] with only the middle dimension reduced and inner &gt; 1: outputs are
+    /// then [outer, inner] and can be accumulated row by row.
+    /// </summary>
+    public (int Outer, int Rows, int Inner)? RowBlock { get; }
 
     /// <summary>True when output j's elements are x[j·Count .. (j+1)·Count).</summary>
     public bool Contiguous { get; }
