@@ -49,7 +49,7 @@ internal static class DropoutOps
         {
             var dy = ctx.RequiredInput(0);
             double ratio = ctx.Input(2) is { } r ? r.GetDouble(0) : ratioAttribute;
-            bool training = ctx.Input(3) is { } mode ? mode.AsSpan<bool>()[0] : !isTest && ctx.Options.TrainingMode;
+            bool training = IsTraining(ctx, ctx.Input(3), isTest);
             if (!training || ratio == 0) { ctx.SetOutput(0, dy); return; }
             var mask = ctx.Input(1) ?? throw op.Unsupported("the gradient of training-mode dropout needs the forward node's mask output; give the Dropout node a second output");
             if (mask.ElementCount != dy.ElementCount) throw ctx.Invalid("mask and dY differ in size");
@@ -66,18 +66,17 @@ internal static class DropoutOps
     }
 
     /// <summary>
-    /// Whether the node runs in training mode at this call: the training_mode input (opset 12+) when present,
-    /// is_test=1 (before opset 7) forces inference, otherwise <see cref="ExecutionOptions.TrainingMode"/>.
+    /// Whether Dropout (and its gradient) runs in training mode at this call: the training_mode input (opset 12+) when
+    /// present; else inference if is_test=1 (before opset 7); else <see cref="ExecutionOptions.TrainingMode"/>.
     /// </summary>
-    internal static bool IsTraining(KernelContext ctx, long opset)
+    internal static bool IsTraining(KernelContext ctx, OnnxTensor? trainingMode, bool isTest)
     {
-        if (opset >= 12 && ctx.Input(2) is { } mode)
+        if (trainingMode is not null)
         {
-            if (mode.ElementType != DataType.Bool || mode.ElementCount != 1) throw ctx.Invalid("training_mode must be a bool scalar");
-            return mode.AsSpan<bool>()[0];
+            if (trainingMode.ElementType != DataType.Bool || trainingMode.ElementCount != 1) throw ctx.Invalid("training_mode must be a bool scalar");
+            return trainingMode.AsSpan<bool>()[0];
         }
-        if (opset < 7 && ctx.Node.GetInt("is_test", 0) != 0) return false;
-        return ctx.Options.TrainingMode;
+        return !isTest && ctx.Options.TrainingMode;
     }
 
     private static Kernel Create(OpContext op)
@@ -86,6 +85,7 @@ internal static class DropoutOps
         float ratioAttribute = op.Node.GetFloat("ratio", 0.5f);
         if (v >= 12 && op.Node.HasAttribute("ratio")) throw op.Unsupported("'ratio' is an input from opset 12, not an attribute");
         bool hasSeed = op.Node.HasAttribute("seed");
+        bool isTest = v < 7 && op.Node.GetInt("is_test", 0) != 0;
         var maskType = v >= 10 ? DataType.Bool : op.InputType(0);
         return new LambdaKernel(ctx =>
         {
@@ -96,7 +96,7 @@ internal static class DropoutOps
                 if (r.ElementCount != 1 || !DataTypes.IsFloatingPoint(r.ElementType)) throw ctx.Invalid("ratio must be a floating-point scalar");
                 ratio = r.GetDouble(0);
             }
-            bool training = IsTraining(ctx, v);
+            bool training = IsTraining(ctx, v >= 12 ? ctx.Input(2) : null, isTest);
             if (!training || ratio == 0)
             {
                 ctx.SetOutput(0, x);

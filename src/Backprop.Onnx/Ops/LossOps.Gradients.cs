@@ -55,7 +55,6 @@ internal static partial class LossOps
 
             void Run<T>() where T : unmanaged, IFloatingPointIeee754<T>
             {
-                var w = weight is null ? null : (T[])weight.Buffer;
                 var dLoss = ctx.Input(0);
                 var g = new T[x.ElementCount];
                 if (softmax && ctx.Input(4) is { } dLogProb) dLogProb.AsSpan<T>().CopyTo(g);
@@ -63,22 +62,13 @@ internal static partial class LossOps
                 {
                     var dl = dLoss.AsSpan<T>();
                     if (a.Reduction == Reduction.None ? dl.Length != targets.Length : dl.Length != 1) throw ctx.Invalid($"dLoss has {dl.Length} elements");
-                    var applied = new T[targets.Length];
-                    double weightSum = 0;
-                    for (int i = 0; i < targets.Length; i++)
-                    {
-                        long t = targets[i];
-                        if (a.IgnoreIndex == t) continue;
-                        if (t < 0 || t >= c) throw ctx.Invalid($"target {t} at flat index {i} is outside [0, {c}) and is not ignore_index");
-                        applied[i] = w is null ? T.One : w[t];
-                        weightSum += double.CreateChecked(applied[i]);
-                    }
+                    var (applied, weightSum) = AppliedWeights<T>(ctx, targets, weight, a.IgnoreIndex, c);
                     T scale = a.Reduction == Reduction.Mean ? T.One / T.CreateChecked(weightSum) : T.One;
                     for (int i = 0; i < targets.Length; i++)
                     {
                         if (applied[i] == T.Zero) continue;
                         T gi = a.Reduction == Reduction.None ? dl[i] : dl[0] * scale;
-                        g[(i / d * c + (int)targets[i]) * d + i % d] -= applied[i] * gi;
+                        g[ClassIndex(i, targets[i], c, d)] -= applied[i] * gi;
                     }
                 }
                 if (!softmax)

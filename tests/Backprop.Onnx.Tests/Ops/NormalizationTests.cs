@@ -316,8 +316,7 @@ public sealed class NormalizationTests
         GradCheck.Op("Dropout", [x], opset: 13);
         GradCheck.Op("Dropout", [x], attributes: [OnnxAttribute.FromFloat("ratio", 0.3f)], outputCount: 2, opset: 7);
         // Training mode: the run's seeded random source gives the same mask on every run, so differences see it.
-        var report = GradCheck.Op("Dropout", [x, OnnxTensor.Scalar(0.4), OnnxTensor.Scalar(true)], outputCount: 2, opset: 13, wrt: [0]);
-        Assert.IsTrue(report.Passed);
+        GradCheck.Op("Dropout", [x, OnnxTensor.Scalar(0.4), OnnxTensor.Scalar(true)], outputCount: 2, opset: 13, wrt: [0]);
     }
 
     [TestMethod]

@@ -27,9 +27,6 @@ internal static class OpTensors
         _ => throw new ArgumentOutOfRangeException(nameof(type)),
     };
 
-    /// <summary>The elements as doubles.</summary>
-    public static double[] Values(OnnxTensor t) => [.. Enumerable.Range(0, (int)t.ElementCount).Select(i => t.GetDouble(i))];
-
     /// <summary>Asserts shape, type and every element within atol + rtol·|expected| (NaN equals NaN).</summary>
     public static void AssertClose(double[] expected, int[] expectedShape, OnnxTensor actual, DataType type, double rtol = -1, double atol = -1, string what = "")
     {
