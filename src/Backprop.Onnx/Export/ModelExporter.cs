@@ -15,6 +15,18 @@ public static class ModelExporter
     /// <summary>Serialized models larger than this are written with external data (protobuf's limit is 2 GiB).</summary>
     public const long ExternalDataThreshold = 2_000_000_000;
 
+    private static readonly AsyncLocal<long?> s_externalDataThreshold = new();
+
+    /// <summary>
+    /// The threshold <see cref="Save"/> and <see cref="ToBytes"/> apply: <see cref="ExternalDataThreshold"/>, unless a test
+    /// lowers it to exercise external data without writing 2 GB (the override holds for the current async flow only).
+    /// </summary>
+    internal static long EffectiveExternalDataThreshold
+    {
+        get => s_externalDataThreshold.Value ?? ExternalDataThreshold;
+        set => s_externalDataThreshold.Value = value == ExternalDataThreshold ? null : value;
+    }
+
     /// <summary>Tensors at least this large go to the external data file when external data is used.</summary>
     public const int ExternalTensorMinBytes = 1024;
 
@@ -26,7 +38,7 @@ public static class ModelExporter
     public static byte[] ToBytes(OnnxModel model)
     {
         var proto = ToProto(model);
-        if (proto.CalculateSize() < 0 || EstimateTensorBytes(model.Graph) > ExternalDataThreshold)
+        if (proto.CalculateSize() < 0 || EstimateTensorBytes(model.Graph) > EffectiveExternalDataThreshold)
             throw new InvalidOperationException("The model exceeds the 2 GB protobuf limit; save it to a file to use external data.");
         return proto.ToByteArray();
     }
@@ -42,7 +54,7 @@ public static class ModelExporter
     public static void Save(OnnxModel model, string path)
     {
         string full = Path.GetFullPath(path);
-        if (EstimateTensorBytes(model.Graph) <= ExternalDataThreshold)
+        if (EstimateTensorBytes(model.Graph) <= EffectiveExternalDataThreshold)
         {
             AtomicFile.Write(full, stream => ToProto(model).WriteTo(stream));
             return;
@@ -120,7 +132,7 @@ public static class ModelExporter
         return proto;
     }
 
-    private static NodeProto WriteNode(Node n, ExternalSink? sink)
+    internal static NodeProto WriteNode(Node n, ExternalSink? sink)
     {
         var proto = new NodeProto { OpType = n.OpType };
         proto.Input.AddRange(n.Inputs);

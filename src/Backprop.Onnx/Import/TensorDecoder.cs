@@ -150,16 +150,31 @@ internal sealed class TensorDecoder(string source, string? baseDirectory)
         string path = ExternalDataPaths.ResolveInside(_baseDirectory, location, message => Fail(what, message));
         long expected = DataTypes.RawByteLength(type, count);
         if (expected < 0) throw Fail(what, "string tensors cannot use external data");
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        long fileLength = stream.Length;
+        // Sizes are checked before the file is opened: a FIFO or device planted under the data's name reports 0 bytes,
+        // and opening it could block forever.
+        long fileLength;
+        try { fileLength = new FileInfo(path).Length; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw Fail(what, $"cannot read external data file '{location}' ({e.Message})");
+        }
         if (length < 0) length = fileLength - offset;
         if (offset > fileLength || length > fileLength - offset)
             throw Fail(what, $"external data offset {offset} + length {length} is past the end of '{location}' ({fileLength} bytes)");
         if (length != expected)
             throw Fail(what, $"external data has {length} bytes, but {DataTypes.OnnxName(type)}[{string.Join(',', proto.Dims)}] needs {expected}");
+        if (length == 0) return [];
         var bytes = new byte[length];
-        stream.Seek(offset, SeekOrigin.Begin);
-        stream.ReadExactly(bytes);
+        try
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+            stream.Seek(offset, SeekOrigin.Begin);
+            stream.ReadExactly(bytes);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw Fail(what, $"cannot read external data file '{location}' ({e.Message})");
+        }
         return bytes;
     }
 

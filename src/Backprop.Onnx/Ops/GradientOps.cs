@@ -17,7 +17,23 @@ internal static partial class GradientOps
         ops.Add(new OpDefinition("SumToShape", _ => new LambdaKernel(SumToShape), OpRegistry.BackpropDomain)
         {
             InferTypes = op => [op.InputType(0)],
+            StandardOps = SumToShapeStandard,
         });
+    }
+
+    /// <summary>
+    /// SumToShape in standard ops (opset 13+): pad the target shape with leading ones to the gradient's rank, sum over
+    /// the axes where it is 1 (keepdims, no-op when there are none), reshape to the target.
+    /// </summary>
+    private static string[] SumToShapeStandard(Autodiff.GraphEmitter e, Node node)
+    {
+        string g = node.Inputs[0], shape = node.Inputs[1];
+        string rankDiff = e.Sub(e.Shape(e.Shape(g)), e.Shape(shape));
+        string ones = e.Op("ConstantOfShape", [rankDiff], OnnxAttribute.FromTensor("value", OnnxTensor.FromArray(new long[] { 1 }, 1)));
+        string padded = e.Op("Concat", [ones, shape], OnnxAttribute.FromInt("axis", 0));
+        string axes = e.Reshape(e.Op("NonZero", e.Equal(padded, e.Int64s(1))), e.Int64s(-1));
+        string summed = e.Op("ReduceSum", [g, axes], OnnxAttribute.FromInt("keepdims", 1), OnnxAttribute.FromInt("noop_with_empty_axes", 1));
+        return [e.Reshape(summed, shape)];
     }
 
     private static void SumToShape(KernelContext ctx)

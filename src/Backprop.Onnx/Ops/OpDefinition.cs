@@ -65,6 +65,13 @@ internal sealed class OpDefinition
     /// </summary>
     public bool Broadcasting { get; init; }
 
+    /// <summary>
+    /// For ops of our own domain: emits standard ONNX nodes that compute the node's outputs from its inputs and returns
+    /// the output value names in order. Export uses it to write the op as a model-local function (FunctionProto) so that an
+    /// exported graph runs on any ONNX runtime. The emitter speaks the target opset (13 or later).
+    /// </summary>
+    public Func<Autodiff.GraphEmitter, Node, string[]>? StandardOps { get; init; }
+
     public bool IsInputDifferentiable(int index) => DifferentiableInputs is null || Array.IndexOf(DifferentiableInputs, index) >= 0;
 }
 

@@ -1,9 +1,200 @@
+using Backprop.Onnx.IR;
+using Backprop.Onnx.Runtime;
+
 namespace Backprop.Onnx.Ops;
 
-/// <summary>Op family: see the registry in <see cref="OpRegistry"/>.</summary>
+/// <summary>
+/// Ops that change a tensor's shape or layout without arithmetic: Reshape, Flatten, Squeeze, Unsqueeze, Shape, Size,
+/// Expand (this file); Transpose, DepthToSpace, SpaceToDepth (<c>ShapeOps.Layout.cs</c>); Concat, Split
+/// (<c>ShapeOps.Concat.cs</c>); Slice, Tile, Pad (<c>ShapeOps.Slice.cs</c>); Resize, Upsample (<c>ShapeOps.Resize.cs</c>).
+/// Every kernel is generic over the element type (see <see cref="DataMovement"/>).
+/// </summary>
 internal static partial class ShapeOps
 {
     public static void Register(List<OpDefinition> ops)
     {
+        RegisterViews(ops);
+        RegisterLayout(ops);
+        RegisterConcat(ops);
+        RegisterSlicing(ops);
+        RegisterResize(ops);
+    }
+
+    private static void RegisterViews(List<OpDefinition> ops)
+    {
+        // Reshape (ONNX spec "Reshape", versions 1, 5, 13, 14): the shape is an attribute before opset 5 and an input
+        // from 5; 0 copies the input dimension (an actual 0 when allowzero=1, opset 14), -1 is inferred. The output
+        // shares the input's buffer.
+        ops.Add(new OpDefinition("Reshape", op =>
+        {
+            bool allowZero = op.Node.GetInt("allowzero", 0) != 0;
+            long[]? attrShape = null;
+            if (op.OpsetVersion < 5) attrShape = op.Node.GetInts("shape") ?? throw op.Unsupported("Reshape-1 needs the 'shape' attribute");
+            return new LambdaKernel(ctx =>
+            {
+                var x = ctx.RequiredInput(0);
+                var shape = attrShape ?? OpArgs.Int64s(ctx, ctx.RequiredInput(1), "shape");
+                ctx.SetOutput(0, x.Reshape(ReshapeTarget(ctx, x.Dims, shape, allowZero)));
+            });
+        })
+        {
+            DifferentiableInputs = [0],
+        });
+
+        // Flatten (ONNX spec "Flatten", versions 1, 9, 11, 13): [d0..d(axis-1)] and [d(axis)..] each collapse into one
+        // dimension; axis may be negative from opset 11 and equal to the rank.
+        ops.Add(new OpDefinition("Flatten", op =>
+        {
+            long axis = op.Node.GetInt("axis", 1);
+            return new LambdaKernel(ctx =>
+            {
+                var x = ctx.RequiredInput(0);
+                int rank = x.Rank;
+                long a = axis < 0 ? axis + rank : axis;
+                if (a < 0 || a > rank) throw ctx.Invalid($"axis {axis} is out of range for rank {rank}");
+                int outer = checked((int)OpArgs.Product(x.Dims, 0, (int)a));
+                int inner = checked((int)OpArgs.Product(x.Dims, (int)a, rank));
+                ctx.SetOutput(0, x.Reshape([outer, inner]));
+            });
+        }));
+
+        // Squeeze (ONNX spec "Squeeze", versions 1, 11, 13): removes the listed dimensions of size 1 (all of them when
+        // axes are absent); axes are an attribute before opset 13 and an optional input from 13.
+        ops.Add(new OpDefinition("Squeeze", op =>
+        {
+            long[]? attrAxes = op.OpsetVersion < 13 ? op.Node.GetInts("axes") : null;
+            return new LambdaKernel(ctx =>
+            {
+                var x = ctx.RequiredInput(0);
+                var axesArg = op.OpsetVersion < 13 ? attrAxes : OpArgs.OptionalInt64s(ctx, 1, "axes");
+                var dims = x.Dims;
+                var drop = new bool[dims.Length];
+                if (axesArg is null) for (int d = 0; d < dims.Length; d++) drop[d] = dims[d] == 1;
+                else
+                {
+                    foreach (int a in OpArgs.Axes(ctx, axesArg, dims.Length))
+                    {
+                        if (dims[a] != 1) throw ctx.Invalid($"cannot squeeze axis {a} of shape {OpArgs.Format(dims)}: its size is not 1");
+                        drop[a] = true;
+                    }
+                }
+                ctx.SetOutput(0, x.Reshape([.. dims.Where((_, d) => !drop[d])]));
+            });
+        })
+        {
+            DifferentiableInputs = [0],
+        });
+
+        // Unsqueeze (ONNX spec "Unsqueeze", versions 1, 11, 13): inserts dimensions of size 1 at the listed positions of
+        // the output (negative from opset 11, in any order); axes are an attribute before 13 and an input from 13.
+        ops.Add(new OpDefinition("Unsqueeze", op =>
+        {
+            long[]? attrAxes = null;
+            if (op.OpsetVersion < 13) attrAxes = op.Node.GetInts("axes") ?? throw op.Unsupported("Unsqueeze before opset 13 needs the 'axes' attribute");
+            return new LambdaKernel(ctx =>
+            {
+                var x = ctx.RequiredInput(0);
+                var axesArg = attrAxes ?? OpArgs.Int64s(ctx, ctx.RequiredInput(1), "axes");
+                int outRank = x.Rank + axesArg.Length;
+                var insert = new bool[outRank];
+                foreach (int a in OpArgs.Axes(ctx, axesArg, outRank)) insert[a] = true;
+                var shape = new int[outRank];
+                for (int d = 0, k = 0; d < outRank; d++) shape[d] = insert[d] ? 1 : x.Dims[k++];
+                ctx.SetOutput(0, x.Reshape(shape));
+            });
+        })
+        {
+            DifferentiableInputs = [0],
+        });
+
+        // Shape (ONNX spec "Shape", versions 1, 13, 15): the input's dimensions as int64; from opset 15 only those in
+        // [start, end), negative values counting from the back and both clamped to [0, rank].
+        ops.Add(new OpDefinition("Shape", op =>
+        {
+            long start = op.Node.GetInt("start", 0);
+            long? end = op.Node.FindAttribute("end") is null ? null : op.Node.GetInt("end", 0);
+            return new LambdaKernel(ctx =>
+            {
+                var dims = ctx.RequiredInput(0).Dims;
+                int rank = dims.Length;
+                int Clamp(long v) => (int)Math.Clamp(v < 0 ? v + rank : v, 0, rank);
+                int s = Clamp(start), e = end is { } en ? Clamp(en) : rank;
+                var result = new long[Math.Max(0, e - s)];
+                for (int i = 0; i < result.Length; i++) result[i] = dims[s + i];
+                ctx.SetOutput(0, OnnxTensor.FromArray(result, result.Length));
+            });
+        })
+        {
+            InferTypes = TypeInferencePass.Fixed(DataType.Int64),
+            NonDifferentiable = true,
+        });
+
+        // Size (ONNX spec "Size", versions 1, 13): the number of elements as an int64 scalar.
+        ops.Add(new OpDefinition("Size", _ => new LambdaKernel(ctx => ctx.SetOutput(0, OnnxTensor.Scalar(ctx.RequiredInput(0).ElementCount))))
+        {
+            InferTypes = TypeInferencePass.Fixed(DataType.Int64),
+            NonDifferentiable = true,
+        });
+
+        // Expand (ONNX spec "Expand", versions 8, 13): broadcasts the input and the given shape together
+        // (multidirectional: the output shape is the broadcast of both).
+        ops.Add(new OpDefinition("Expand", op =>
+        {
+            DataMovement.RequireMovable(op, 0);
+            return new LambdaKernel(ctx =>
+            {
+                var x = ctx.RequiredInput(0);
+                var target = OpArgs.Dims(ctx, OpArgs.Int64s(ctx, ctx.RequiredInput(1), "shape"), "shape");
+                var outShape = Broadcast.Shape(ctx, x.Dims, target);
+                if (outShape.AsSpan().SequenceEqual(x.Dims)) { ctx.SetOutput(0, x); return; }
+                ctx.SetOutput(0, BroadcastTo(ctx, x, outShape));
+            });
+        }, minVersion: 8)
+        {
+            DifferentiableInputs = [0],
+        });
+    }
+
+    /// <summary>A contiguous copy of <paramref name="x"/> broadcast to <paramref name="outShape"/>.</summary>
+    internal static OnnxTensor BroadcastTo(KernelContext ctx, OnnxTensor x, int[] outShape)
+    {
+        var result = ctx.Allocate(x.ElementType, outShape);
+        DataMovement.GatherStrided(x, result, outShape, 0, Broadcast.Strides(x.Dims, outShape));
+        return result;
+    }
+
+    /// <summary>The output shape of Reshape: 0 copies the input dimension unless allowzero, one -1 is inferred.</summary>
+    internal static int[] ReshapeTarget(KernelContext ctx, int[] input, long[] shape, bool allowZero)
+    {
+        var dims = new int[shape.Length];
+        int inferred = -1;
+        long known = 1;
+        long count = OpArgs.Product(input, 0, input.Length);
+        string Text() => $"cannot reshape {OpArgs.Format(input)} to [{string.Join(',', shape)}]";
+        for (int i = 0; i < shape.Length; i++)
+        {
+            long s = shape[i];
+            if (s == -1)
+            {
+                if (inferred >= 0) throw ctx.Invalid($"{Text()}: more than one -1");
+                inferred = i;
+                continue;
+            }
+            if (s == 0 && !allowZero)
+            {
+                if (i >= input.Length) throw ctx.Invalid($"{Text()}: a 0 at position {i} has no input dimension to copy");
+                s = input[i];
+            }
+            if (s < 0 || s > int.MaxValue) throw ctx.Invalid($"{Text()}: invalid dimension {shape[i]}");
+            dims[i] = (int)s;
+            known *= s;
+        }
+        if (inferred >= 0)
+        {
+            if (known == 0 || count % known != 0) throw ctx.Invalid($"{Text()}: the -1 dimension cannot be inferred");
+            dims[inferred] = checked((int)(count / known));
+        }
+        else if (known != count) throw ctx.Invalid($"{Text()}: {count} elements do not fit");
+        return dims;
     }
 }

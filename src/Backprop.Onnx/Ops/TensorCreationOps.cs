@@ -3,7 +3,10 @@ using Backprop.Onnx.Runtime;
 
 namespace Backprop.Onnx.Ops;
 
-/// <summary>Ops that create tensors from attributes or shapes: Constant, ConstantOfShape, EyeLike, Range, OneHot.</summary>
+/// <summary>
+/// Ops that create tensors from attributes or shapes: Constant (this file); ConstantOfShape, EyeLike, Range, OneHot
+/// (<c>TensorCreationOps.Shapes.cs</c>); Trilu (<c>TensorCreationOps.Trilu.cs</c>), which masks a matrix band.
+/// </summary>
 internal static partial class TensorCreationOps
 {
     public static void Register(List<OpDefinition> ops)
@@ -19,6 +22,9 @@ internal static partial class TensorCreationOps
             InferTypes = op => [ConstantType(op.Node)],
             NonDifferentiable = true,
         });
+
+        RegisterFromShapes(ops);
+        RegisterTrilu(ops);
     }
 
     internal static DataType ConstantType(Node node)

@@ -117,7 +117,7 @@ public sealed class Trainer
 
         var lossModel = Losses.Attach(model, options.Loss);
         var training = ModelCopy.Shallow(lossModel);
-        UseBatchStatistics(training);
+        foreach (var (buffer, output) in TrainingGraph.UseBatchStatistics(training)) _bufferUpdates[buffer] = output;
 
         var candidates = model.Graph.Initializers.Where(kv => kv.Value.ElementType is DataType.Float or DataType.Double)
             .Select(kv => kv.Key).Where(n => !options.Freeze.Any(p => FileSystemName.MatchesSimpleExpression(p, n, ignoreCase: false))).ToList();
@@ -157,31 +157,6 @@ public sealed class Trainer
 
     /// <summary>The current value of a trained parameter or updated buffer.</summary>
     public OnnxTensor Parameter(string name) => _parameters.TryGetValue(name, out var p) ? p : _buffers[name];
-
-    /// <summary>
-    /// Switches BatchNormalization nodes (opset 14+) to training mode: batch statistics, and running mean and variance
-    /// outputs that the trainer writes back into the running-statistics initializers after each step.
-    /// </summary>
-    private void UseBatchStatistics(OnnxModel training)
-    {
-        if (training.DefaultOpsetVersion < 14) return;
-        var g = training.Graph;
-        foreach (var node in g.Nodes.Where(n => n.OpType == "BatchNormalization" && n.IsDefaultDomain))
-        {
-            if (node.Inputs.Count < 5) continue;
-            string mean = node.Inputs[3], variance = node.Inputs[4];
-            if (!g.Initializers.ContainsKey(mean) || !g.Initializers.ContainsKey(variance)) continue;
-            node.SetAttribute(OnnxAttribute.FromInt("training_mode", 1));
-            while (node.Outputs.Count < 3) node.Outputs.Add("");
-            for (int k = 1; k <= 2; k++)
-            {
-                string buffer = k == 1 ? mean : variance;
-                if (node.Outputs[k].Length == 0) node.Outputs[k] = $"{buffer}__updated";
-                _bufferUpdates[buffer] = node.Outputs[k];
-                if (g.Outputs.All(o => o.Name != node.Outputs[k])) g.Outputs.Add(new ValueInfo(node.Outputs[k], g.Initializers[buffer].ElementType, null));
-            }
-        }
-    }
 
     /// <summary>One optimizer step on one mini-batch: forward, backward, clipping, update. Returns the batch's loss.</summary>
     /// <param name="inputs">The batch's inputs (e.g. float [B,1,28,28]).</param>

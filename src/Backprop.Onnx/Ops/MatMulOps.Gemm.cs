@@ -1,0 +1,91 @@
+using System.Numerics;
+using Backprop.Onnx.IR;
+using Backprop.Onnx.Runtime;
+
+namespace Backprop.Onnx.Ops;
+
+/// <summary>The Gemm operator.</summary>
+internal static partial class MatMulOps
+{
+    /// <summary>
+    /// Gemm (ONNX spec "Gemm", versions 1–13): Y = alpha·A'·B' + beta·C with A' = transA ? Aᵀ : A (M×K),
+    /// B' = transB ? Bᵀ : B (K×N), C unidirectionally broadcastable to (M, N). Versions before 7 carry a
+    /// <c>broadcast</c> attribute; broadcasting C is accepted for every version. beta·C is skipped when beta = 0.
+    /// </summary>
+    private static Kernel CreateGemm(OpContext op)
+    {
+        if (IsHalfType(op.InputType(0))) return Widened(op, CreateGemm);
+        op.RequireInputType(0, MatMulTypes);
+        op.RequireInputType(1, MatMulTypes);
+        bool transA = op.Node.GetInt("transA", 0) != 0, transB = op.Node.GetInt("transB", 0) != 0;
+        float alpha = op.Node.GetFloat("alpha", 1f), beta = op.Node.GetFloat("beta", 1f);
+        return new LambdaKernel(ctx =>
+        {
+            var a = ctx.RequiredInput(0);
+            var b = ctx.RequiredInput(1);
+            var c = ctx.Input(2);
+            if (a.Rank != 2 || b.Rank != 2) throw ctx.Invalid($"Gemm needs 2-D A and B, got [{string.Join(',', a.Dims)}] and [{string.Join(',', b.Dims)}]");
+            if (a.ElementType != b.ElementType || (c is not null && c.ElementType != a.ElementType))
+                throw ctx.Invalid("Gemm inputs have different element types");
+            int m = transA ? a.Dims[1] : a.Dims[0], k = transA ? a.Dims[0] : a.Dims[1];
+            int kb = transB ? b.Dims[1] : b.Dims[0], n = transB ? b.Dims[0] : b.Dims[1];
+            if (k != kb) throw ctx.Invalid($"Gemm inner dimensions differ: A' is {m}×{k}, B' is {kb}×{n}");
+            var y = ctx.Allocate(a.ElementType, [m, n]);
+            bool useC = c is not null && beta != 0;
+            long[] cStrides = [];
+            if (useC)
+            {
+                if (Broadcast.TryShape(c!.Dims, [m, n]) is not { } s || s.Length != 2 || s[0] != m || s[1] != n)
+                    throw ctx.Invalid($"C of shape [{string.Join(',', c.Dims)}] does not broadcast to [{m},{n}]");
+                cStrides = Broadcast.Strides(c.Dims, [m, n]);
+            }
+            int threads = ctx.Options.Threads;
+            switch (a.ElementType)
+            {
+                case DataType.Float: GemmFloat<float>(a, b, useC ? c : null, cStrides, y, transA, transB, m, n, k, alpha, beta, threads); break;
+                case DataType.Double: GemmFloat<double>(a, b, useC ? c : null, cStrides, y, transA, transB, m, n, k, alpha, beta, threads); break;
+                case DataType.Int32: GemmInteger<int>(a, b, useC ? c : null, cStrides, y, transA, transB, m, n, k, alpha, beta); break;
+                case DataType.Int64: GemmInteger<long>(a, b, useC ? c : null, cStrides, y, transA, transB, m, n, k, alpha, beta); break;
+                case DataType.UInt32: GemmInteger<uint>(a, b, useC ? c : null, cStrides, y, transA, transB, m, n, k, alpha, beta); break;
+                case DataType.UInt64: GemmInteger<ulong>(a, b, useC ? c : null, cStrides, y, transA, transB, m, n, k, alpha, beta); break;
+                default: throw ctx.Invalid($"Gemm does not support {DataTypes.OnnxName(a.ElementType)}");
+            }
+            ctx.SetOutput(0, y);
+        });
+    }
+
+    private static void GemmFloat<T>(OnnxTensor a, OnnxTensor b, OnnxTensor? c, long[] cStrides, OnnxTensor y, bool transA, bool transB,
+        int m, int n, int k, float alpha, float beta, int threads) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var ys = y.AsSpan<T>();
+        if (c is not null) FillBroadcast(c.AsSpan<T>(), cStrides, ys, m, n);
+        Gemm.Multiply(transA, transB, m, n, k, T.CreateChecked(alpha), a.AsSpan<T>(), transA ? m : k, b.AsSpan<T>(), transB ? k : n,
+            c is null ? T.Zero : T.CreateChecked(beta), ys, n, threads);
+    }
+
+    private static void GemmInteger<T>(OnnxTensor a, OnnxTensor b, OnnxTensor? c, long[] cStrides, OnnxTensor y, bool transA, bool transB,
+        int m, int n, int k, float alpha, float beta) where T : unmanaged, INumber<T>
+    {
+        var av = a.AsSpan<T>(); var bv = b.AsSpan<T>(); var ys = y.AsSpan<T>();
+        if (c is not null) FillBroadcast(c.AsSpan<T>(), cStrides, ys, m, n);
+        T al = T.CreateTruncating(alpha), be = T.CreateTruncating(beta);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                T s = T.Zero;
+                for (int q = 0; q < k; q++) s += av[transA ? q * m + i : i * k + q] * bv[transB ? j * k + q : q * n + j];
+                ys[i * n + j] = al * s + (c is null ? T.Zero : be * ys[i * n + j]);
+            }
+    }
+
+    /// <summary>dst (m×n) = src broadcast with element strides <paramref name="strides"/> (0 on broadcast axes).</summary>
+    private static void FillBroadcast<T>(ReadOnlySpan<T> src, long[] strides, Span<T> dst, int m, int n)
+    {
+        for (int i = 0; i < m; i++)
+        {
+            long row = i * strides[0];
+            if (strides[1] == 1) src.Slice((int)row, n).CopyTo(dst.Slice(i * n, n));
+            else dst.Slice(i * n, n).Fill(src[(int)row]);
+        }
+    }
+}

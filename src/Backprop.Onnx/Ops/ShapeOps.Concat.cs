@@ -1,0 +1,99 @@
+using Backprop.Onnx.IR;
+using Backprop.Onnx.Runtime;
+
+namespace Backprop.Onnx.Ops;
+
+internal static partial class ShapeOps
+{
+    private static void RegisterConcat(List<OpDefinition> ops)
+    {
+        // Concat (ONNX spec "Concat", versions 1, 4, 11, 13): joins the inputs along axis (default 1 in version 1,
+        // required from 4, negative from 11); every other dimension must agree. Empty inputs take part.
+        ops.Add(new OpDefinition("Concat", op =>
+        {
+            for (int i = 0; i < op.Node.Inputs.Count; i++) DataMovement.RequireMovable(op, i);
+            if (op.OpsetVersion >= 4 && !op.Node.HasAttribute("axis")) throw op.Unsupported("Concat needs the 'axis' attribute");
+            long axis = op.Node.GetInt("axis", 1);
+            return new LambdaKernel(ctx => ctx.SetOutput(0, Concat(ctx, axis)));
+        }));
+
+        // Split (ONNX spec "Split", versions 1, 2, 11, 13): cuts the input along axis into one part per output, of the
+        // sizes in 'split' (an attribute in versions 2 and 11, an input in 1 and from 13) or equal parts.
+        ops.Add(new OpDefinition("Split", op =>
+        {
+            DataMovement.RequireMovable(op, 0);
+            long axis = op.Node.GetInt("axis", 0);
+            long[]? attrSplit = op.OpsetVersion < 13 ? op.Node.GetInts("split") : null;
+            bool splitInput = op.OpsetVersion >= 13 || op.OpsetVersion == 1;
+            if (op.Node.HasAttribute("num_outputs")) throw op.Unsupported("attribute 'num_outputs' (opset 18) is not implemented");
+            return new LambdaKernel(ctx =>
+            {
+                var x = ctx.RequiredInput(0);
+                var split = attrSplit ?? (splitInput ? OpArgs.OptionalInt64s(ctx, 1, "split") : null);
+                Split(ctx, x, OpArgs.Axis(ctx, axis, x.Rank), split, ctx.OutputCount);
+            });
+        }));
+    }
+
+    private static OnnxTensor Concat(KernelContext ctx, long axisAttr)
+    {
+        var inputs = new List<OnnxTensor>();
+        for (int i = 0; i < ctx.InputCount; i++) if (ctx.Input(i) is { } t) inputs.Add(t);
+        if (inputs.Count == 0) throw ctx.Invalid("Concat needs at least one input");
+        var first = inputs[0];
+        int rank = first.Rank;
+        int axis = OpArgs.Axis(ctx, axisAttr, rank);
+        var outShape = first.Dims.ToArray();
+        outShape[axis] = 0;
+        foreach (var t in inputs)
+        {
+            if (t.ElementType != first.ElementType) throw ctx.Invalid($"inputs have element types {DataTypes.OnnxName(first.ElementType)} and {DataTypes.OnnxName(t.ElementType)}");
+            bool fits = t.Rank == rank;
+            for (int d = 0; fits && d < rank; d++) fits = d == axis || t.Dims[d] == first.Dims[d];
+            if (!fits) throw ctx.Invalid($"cannot concatenate shapes {OpArgs.Format(first.Dims)} and {OpArgs.Format(t.Dims)} on axis {axis}");
+            outShape[axis] = checked(outShape[axis] + t.Dims[axis]);
+        }
+        var result = ctx.Allocate(first.ElementType, outShape);
+        long outer = OpArgs.Product(outShape, 0, axis);
+        long inner = OpArgs.Product(outShape, axis + 1, rank);
+        long outRow = outShape[axis] * inner;
+        long dstStart = 0;
+        foreach (var t in inputs)
+        {
+            long chunk = t.Dims[axis] * inner;
+            if (chunk == 0) continue;
+            for (long o = 0; o < outer; o++) DataMovement.Copy(t, o * chunk, result, o * outRow + dstStart, chunk);
+            dstStart += chunk;
+        }
+        return result;
+    }
+
+    private static void Split(KernelContext ctx, OnnxTensor x, int axis, long[]? split, int outputs)
+    {
+        int dim = x.Dims[axis];
+        if (split is null)
+        {
+            if (outputs == 0 || dim % outputs != 0) throw ctx.Invalid($"dimension {dim} of axis {axis} cannot be split into {outputs} equal parts");
+            split = [.. Enumerable.Repeat((long)(dim / outputs), outputs)];
+        }
+        if (split.Length != outputs) throw ctx.Invalid($"split [{string.Join(',', split)}] has {split.Length} sizes for {outputs} outputs");
+        if (split.Any(s => s < 0) || split.Sum() != dim) throw ctx.Invalid($"split [{string.Join(',', split)}] does not add up to dimension {dim} of axis {axis}");
+        long outer = OpArgs.Product(x.Dims, 0, axis);
+        long inner = OpArgs.Product(x.Dims, axis + 1, x.Rank);
+        long row = dim * inner;
+        long start = 0;
+        for (int k = 0; k < outputs; k++)
+        {
+            var shape = x.Dims.ToArray();
+            shape[axis] = (int)split[k];
+            long chunk = split[k] * inner;
+            if (ctx.IsOutputUsed(k))
+            {
+                var part = ctx.Allocate(x.ElementType, shape);
+                for (long o = 0; o < outer && chunk > 0; o++) DataMovement.Copy(x, o * row + start, part, o * chunk, chunk);
+                ctx.SetOutput(k, part);
+            }
+            start += chunk;
+        }
+    }
+}

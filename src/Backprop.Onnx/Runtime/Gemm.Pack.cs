@@ -1,0 +1,107 @@
+using System.Numerics;
+
+namespace Backprop.Onnx.Runtime;
+
+/// <summary>Packing of op(A) and op(B) blocks into the contiguous panels the micro-kernels stream through.</summary>
+internal static unsafe partial class Gemm
+{
+    /// <summary>
+    /// Packs rows [ic, ic+mc) × columns [pc, pc+kc) of alpha·op(A) into MR-high panels: panel r holds, for each q in
+    /// [0, kc), the MR values of column q (rows past mc are zero), at ap[r·MR·kc + q·MR + i].
+    /// </summary>
+    private static void PackA<T>(in Problem<T> p, T* ap, int ic, int mc, int pc, int kc, int mrStep)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T alpha = p.Alpha;
+        for (int ir = 0; ir < mc; ir += mrStep)
+        {
+            int mr = Math.Min(mrStep, mc - ir);
+            T* dst = ap + (long)ir * kc;
+            if (p.TransA)
+            {
+                // op(A)[row, col] = A[col, row]: each column's MR values are contiguous in A.
+                for (int q = 0; q < kc; q++)
+                {
+                    T* src = p.A + (long)(pc + q) * p.Lda + ic + ir;
+                    T* d = dst + q * mrStep;
+                    int i = 0;
+                    for (; i < mr; i++) d[i] = alpha * src[i];
+                    for (; i < mrStep; i++) d[i] = T.Zero;
+                }
+            }
+            else
+            {
+                for (int i = 0; i < mrStep; i++)
+                {
+                    T* d = dst + i;
+                    if (i < mr)
+                    {
+                        T* src = p.A + (long)(ic + ir + i) * p.Lda + pc;
+                        for (int q = 0; q < kc; q++) d[q * mrStep] = alpha * src[q];
+                    }
+                    else
+                    {
+                        for (int q = 0; q < kc; q++) d[q * mrStep] = T.Zero;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Packs rows [pc, pc+kc) × columns [jc, jc+nc) of op(B) into NR-wide panels: panel j holds, for each q in [0, kc),
+    /// the NR values of row q (columns past nc are zero), at bp[j·NR·kc + q·NR + c].
+    /// </summary>
+    private static void PackB<T>(in Problem<T> p, T* bp, int pc, int kc, int jc, int nc, int nrStep, int threads)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int panels = (nc + nrStep - 1) / nrStep;
+        if (threads > 1 && (long)panels * nrStep * kc >= 1 << 16)
+        {
+            var job = new PackBJob<T>(p, bp, pc, kc, jc, nc, nrStep);
+            Parallel.For(0, panels, new ParallelOptions { MaxDegreeOfParallelism = threads }, job.Run);
+            return;
+        }
+        for (int jp = 0; jp < panels; jp++) PackBPanel(p, bp, pc, kc, jc, nc, nrStep, jp);
+    }
+
+    private sealed class PackBJob<T>(Problem<T> p, T* bp, int pc, int kc, int jc, int nc, int nrStep)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public void Run(int jp) => PackBPanel(p, bp, pc, kc, jc, nc, nrStep, jp);
+    }
+
+    private static void PackBPanel<T>(in Problem<T> p, T* bp, int pc, int kc, int jc, int nc, int nrStep, int jp)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int jr = jp * nrStep, nr = Math.Min(nrStep, nc - jr);
+        T* dst = bp + (long)jp * nrStep * kc;
+        if (p.TransB)
+        {
+            // op(B)[row, col] = B[col, row]: walk each column of op(B) (a row of B) once.
+            for (int j = 0; j < nrStep; j++)
+            {
+                T* d = dst + j;
+                if (j < nr)
+                {
+                    T* src = p.B + (long)(jc + jr + j) * p.Ldb + pc;
+                    for (int q = 0; q < kc; q++) d[q * nrStep] = src[q];
+                }
+                else
+                {
+                    for (int q = 0; q < kc; q++) d[q * nrStep] = T.Zero;
+                }
+            }
+        }
+        else
+        {
+            for (int q = 0; q < kc; q++)
+            {
+                T* src = p.B + (long)(pc + q) * p.Ldb + jc + jr;
+                var d = new Span<T>(dst + q * nrStep, nrStep);
+                new ReadOnlySpan<T>(src, nr).CopyTo(d);
+                d[nr..].Clear();
+            }
+        }
+    }
+}
