@@ -18,11 +18,11 @@ internal static partial class ReductionOps
     /// Sum: dX = E(dY). Mean: E(dY)/n. SumSquare: 2·X·E(dY). L1: sign(X)·E(dY) (0 at 0). L2: X/E(Y)·E(dY), 0 where Y = 0.
     /// LogSum: E(dY)/E(Σx). LogSumExp: E(dY)·exp(X − E(Y)). Prod: E(dY)·Π_{j≠i} x_j (exact with zeros).
     /// Max/Min: E(dY)/c on the c elements equal to E(Y), 0 elsewhere (ties share evenly, as amax/amin).
-    /// Standard-op body: the formulas above with Unsqueeze, Expand, Equal, Where, ReduceSum.
+    /// Standard-op body: <see cref="ReduceGradStandard"/>.
     /// </summary>
     private static VjpRule ReduceVjp(ReduceKind kind) => ctx =>
     {
-        var attrs = new List<OnnxAttribute> { OnnxAttribute.FromString("reduction", kind.ToString()) };
+        var attrs = new List<OnnxAttribute> { OnnxAttribute.FromString("reduction", kind.ToString()), DTypeAttribute(ctx, ctx.Input(0)) };
         foreach (var name in new[] { "axes", "keepdims", "noop_with_empty_axes" })
             if (ctx.Node.FindAttribute(name) is { } a) attrs.Add(a);
         string axes = ctx.HasInput(1) ? ctx.Input(1) : "";
@@ -33,6 +33,7 @@ internal static partial class ReductionOps
     private static OpDefinition ReduceGradDefinition() => new("ReduceGrad", CreateReduceGrad, OpRegistry.BackpropDomain)
     {
         InferTypes = op => [op.InputType(0)],
+        StandardOps = ReduceGradStandard,
     };
 
     private static Kernel CreateReduceGrad(OpContext op)
