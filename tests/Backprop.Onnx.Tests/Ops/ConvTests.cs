@@ -228,4 +228,83 @@ public sealed class ConvTests
             LinalgTestData.AssertClose(expected, [1, 2, .. outSp], y, type, $"{type}");
         }
     }
+
+    // ---- gradients (finite differences in float64; opset 13+ also checks the exported graph on ONNX Runtime) ----
+
+    public static IEnumerable<object[]> GradientCases =>
+    [
+        // x shape, w shape, group, strides, dilations, pads (begin…, end…)
+        [new[] { 2, 3, 7 }, new[] { 4, 3, 3 }, 1, new[] { 1 }, new[] { 1 }, new[] { 0, 0 }],
+        [new[] { 2, 4, 9 }, new[] { 6, 2, 3 }, 2, new[] { 2 }, new[] { 2 }, new[] { 1, 2 }],
+        [new[] { 1, 2, 5, 6 }, new[] { 3, 2, 3, 2 }, 1, new[] { 2, 1 }, new[] { 1, 2 }, new[] { 1, 0, 2, 1 }],
+        [new[] { 2, 4, 5, 5 }, new[] { 4, 1, 3, 3 }, 4, new[] { 1, 1 }, new[] { 1, 1 }, new[] { 1, 1, 1, 1 }],
+        [new[] { 2, 3, 4, 4 }, new[] { 5, 3, 1, 1 }, 1, new[] { 1, 1 }, new[] { 1, 1 }, new[] { 0, 0, 0, 0 }],
+        [new[] { 1, 2, 3, 4, 3 }, new[] { 2, 2, 2, 2, 2 }, 1, new[] { 1, 2, 1 }, new[] { 1, 1, 2 }, new[] { 0, 1, 1, 1, 0, 0 }],
+    ];
+
+    [TestMethod]
+    [DynamicData(nameof(GradientCases))]
+    public void Conv_Gradient(int[] xs, int[] ws, int group, int[] strides, int[] dilations, int[] pads)
+    {
+        var attributes = new[] { OnnxAttribute.FromInt("group", group), OnnxAttribute.FromInts("strides", L(strides)),
+            OnnxAttribute.FromInts("dilations", L(dilations)), OnnxAttribute.FromInts("pads", L(pads)) };
+        GradCheck.Op("Conv", [GradCheck.Random(1, xs), GradCheck.Random(2, ws), GradCheck.Random(3, [ws[0]])], attributes, opset: 13);
+        GradCheck.Op("Conv", [GradCheck.Random(4, xs), GradCheck.Random(5, ws)], attributes, opset: 11);
+    }
+
+    [TestMethod]
+    [DataRow("SAME_UPPER")]
+    [DataRow("SAME_LOWER")]
+    [DataRow("VALID")]
+    public void Conv_Gradient_AutoPad(string autoPad)
+    {
+        var attributes = new[] { OnnxAttribute.FromString("auto_pad", autoPad), OnnxAttribute.FromInts("strides", 2, 1) };
+        GradCheck.Op("Conv", [GradCheck.Random(1, [1, 2, 5, 4]), GradCheck.Random(2, [3, 2, 2, 3]), GradCheck.Random(3, [3])], attributes, opset: 13);
+
+        // Without static shapes the SAME padding is resolved when the ConvGrad kernel runs.
+        var inputs = new[] { GradCheck.Random(1, [1, 2, 5, 4]), GradCheck.Random(2, [3, 2, 2, 3]) };
+        var model = SingleNode.Model("Conv", inputs, 1, 13, "", attributes);
+        model.Graph.Inputs[0] = new ValueInfo("x0", DataType.Double, null);
+        model.Graph.Inputs[1] = new ValueInfo("x1", DataType.Double, null);
+        var report = Backprop.Onnx.Verification.GradientCheck.Run(model, new Dictionary<string, OnnxTensor> { ["x0"] = inputs[0], ["x1"] = inputs[1] },
+            new Backprop.Onnx.Verification.GradientCheckOptions { Seed = 7 });
+        Assert.IsTrue(report.Passed, report.ToString());
+    }
+
+    [TestMethod]
+    public void Conv_Gradient_LargeImagesUseColumnChunks()
+    {
+        // 16 channels × 3×3 kernel × 130×130 positions exceeds the im2col buffer, so the gradient kernel works in chunks;
+        // checked by random directions.
+        GradCheck.Op("Conv", [GradCheck.Random(1, [1, 16, 130, 130]), GradCheck.Random(2, [2, 16, 3, 3]), GradCheck.Random(3, [2])],
+            [OnnxAttribute.FromInts("pads", 1, 1, 1, 1)], opset: 13, onnxRuntime: false);
+    }
+
+    public static IEnumerable<object[]> TransposeGradientCases =>
+    [
+        // x shape, w shape, group, strides, dilations, pads, output_padding
+        [new[] { 1, 2, 3 }, new[] { 2, 2, 3 }, 1, new[] { 2 }, new[] { 1 }, new[] { 0, 1 }, new[] { 1 }],
+        [new[] { 2, 2, 3, 3 }, new[] { 2, 3, 3, 2 }, 1, new[] { 2, 3 }, new[] { 1, 1 }, new[] { 1, 1, 1, 0 }, new[] { 1, 2 }],
+        [new[] { 1, 4, 3, 2 }, new[] { 4, 1, 2, 2 }, 2, new[] { 1, 2 }, new[] { 2, 1 }, new[] { 0, 0, 1, 0 }, new[] { 0, 0 }],
+        [new[] { 1, 1, 2, 3, 2 }, new[] { 1, 2, 2, 2, 2 }, 1, new[] { 2, 1, 2 }, new[] { 1, 1, 1 }, new[] { 0, 0, 0, 0, 0, 0 }, new[] { 0, 0, 1 }],
+    ];
+
+    [TestMethod]
+    [DynamicData(nameof(TransposeGradientCases))]
+    public void ConvTranspose_Gradient(int[] xs, int[] ws, int group, int[] strides, int[] dilations, int[] pads, int[] outputPadding)
+    {
+        var attributes = new[] { OnnxAttribute.FromInt("group", group), OnnxAttribute.FromInts("strides", L(strides)), OnnxAttribute.FromInts("dilations", L(dilations)),
+            OnnxAttribute.FromInts("pads", L(pads)), OnnxAttribute.FromInts("output_padding", L(outputPadding)) };
+        GradCheck.Op("ConvTranspose", [GradCheck.Random(1, xs), GradCheck.Random(2, ws), GradCheck.Random(3, [ws[1] * group])], attributes, opset: 13);
+    }
+
+    [TestMethod]
+    public void ConvTranspose_Gradient_OutputShapeAndSame()
+    {
+        OnnxTensor?[] inputs = [GradCheck.Random(1, [1, 1, 3, 3]), GradCheck.Random(2, [1, 2, 3, 3])];
+        GradCheck.Op("ConvTranspose", inputs, [OnnxAttribute.FromInts("strides", 3, 2), OnnxAttribute.FromInts("output_shape", 10, 8)], opset: 13);
+        GradCheck.Op("ConvTranspose", inputs, [OnnxAttribute.FromInts("strides", 3, 2), OnnxAttribute.FromInts("output_shape", 8, 6)], opset: 13);
+        GradCheck.Op("ConvTranspose", inputs, [OnnxAttribute.FromInts("strides", 2, 2), OnnxAttribute.FromString("auto_pad", "SAME_UPPER")], opset: 13);
+        GradCheck.Op("ConvTranspose", inputs, [OnnxAttribute.FromInts("strides", 2, 2), OnnxAttribute.FromString("auto_pad", "SAME_LOWER")], opset: 13);
+    }
 }
