@@ -153,6 +153,7 @@ public sealed class ExecutionPlan
         {
             var node = _order[k];
             ctx.Bind(node, values, _inputSlots[k], _outputSlots[k]);
+            var mark = PlanProfiler.Enabled ? PlanProfiler.Start() : default;
             try
             {
                 _kernels[k].Run(ctx);
@@ -165,6 +166,7 @@ public sealed class ExecutionPlan
             {
                 throw new InvalidInputException($"{node.Describe()}: {e.Message}");
             }
+            if (PlanProfiler.Enabled) PlanProfiler.Stop(node, mark);
             foreach (int s in _outputSlots[k])
                 if (s >= 0 && values[s] is null && !_releaseAfter[k].Contains(s) && IsConsumed(s))
                     throw new InvalidInputException($"{node.Describe()}: produced no value for a used output");
