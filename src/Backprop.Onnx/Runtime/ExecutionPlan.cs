@@ -130,53 +130,105 @@ public sealed class ExecutionPlan
     /// <returns>Every graph output by name.</returns>
     /// <exception cref="InvalidInputException">A required input is missing, or a tensor does not fit its node.</exception>
     public IReadOnlyDictionary<string, OnnxTensor> Run(IReadOnlyDictionary<string, OnnxTensor> inputs) =>
-        Run(inputs, null, out _);
+        RunCore(inputs, null, null, false, out _);
 
     internal IReadOnlyDictionary<string, OnnxTensor> Run(IReadOnlyDictionary<string, OnnxTensor> inputs, IReadOnlyDictionary<string, OnnxTensor>? outer, out OnnxTensor?[] values, Action<Node, KernelContext>? afterNode = null)
     {
-        values = (OnnxTensor?[])_constants.Clone();
-        foreach (var (name, tensor) in inputs)
-        {
-            if (!_slots.TryGetValue(name, out int s) || (!_graphInputSlots.Contains(s) && !_graph.Initializers.ContainsKey(name)))
-                throw new InvalidInputException($"'{name}' is not an input of the graph (inputs: {string.Join(", ", _graph.RuntimeInputs.Select(v => v.Name))})");
-            values[s] = tensor;
-        }
-        if (outer is not null)
-            foreach (var (name, tensor) in outer) if (_slots.TryGetValue(name, out int s) && values[s] is null) values[s] = tensor;
-        for (int i = 0; i < _graphInputSlots.Length; i++)
-            if (values[_graphInputSlots[i]] is null)
-                throw new InvalidInputException($"graph input '{_graph.Inputs[i].Name}' was not given");
-
-        var random = new Random(Options.Seed);
-        var ctx = new KernelContext(Options, random);
-        for (int k = 0; k < _order.Length; k++)
-        {
-            var node = _order[k];
-            ctx.Bind(node, values, _inputSlots[k], _outputSlots[k]);
-            var mark = PlanProfiler.Enabled ? PlanProfiler.Start() : default;
-            try
-            {
-                _kernels[k].Run(ctx);
-            }
-            catch (BackpropOnnxException)
-            {
-                throw;
-            }
-            catch (Exception e) when (e is ArgumentException or IndexOutOfRangeException or InvalidOperationException or InvalidCastException or OverflowException or NullReferenceException)
-            {
-                throw new InvalidInputException($"{node.Describe()}: {e.Message}");
-            }
-            if (PlanProfiler.Enabled) PlanProfiler.Stop(node, mark);
-            foreach (int s in _outputSlots[k])
-                if (s >= 0 && values[s] is null && !_releaseAfter[k].Contains(s) && IsConsumed(s))
-                    throw new InvalidInputException($"{node.Describe()}: produced no value for a used output");
-            afterNode?.Invoke(node, ctx);
-            foreach (int s in _releaseAfter[k]) values[s] = null;
-        }
-        var result = new Dictionary<string, OnnxTensor>(StringComparer.Ordinal);
-        for (int i = 0; i < _graphOutputSlots.Length; i++)
-            result[_graph.Outputs[i].Name] = values[_graphOutputSlots[i]] ?? throw new InvalidInputException($"graph output '{_graph.Outputs[i].Name}' was not computed");
+        var result = RunCore(inputs, outer, afterNode, true, out var snapshot);
+        values = snapshot!;
         return result;
+    }
+
+    /// <summary>
+    /// Gives the buffers of outputs from this plan's latest run back for reuse: the caller promises it holds no
+    /// reference to them any more (the trainer does this with a step's gradients once the optimizer consumed them).
+    /// Tensors that did not come from this plan's latest run are ignored.
+    /// </summary>
+    internal void Recycle(IEnumerable<OnnxTensor> outputs)
+    {
+        if (Interlocked.Exchange(ref _idleState, null) is not { } state) return;
+        foreach (var t in outputs) state.Pool.Adopt(t.Buffer);
+        _idleState = state;
+    }
+
+    /// <summary>What one run needs besides the plan: the value slots, the kernel context and the buffer pool (reused by the next run).</summary>
+    private sealed class RunState(ExecutionPlan plan)
+    {
+        public readonly OnnxTensor?[] Values = new OnnxTensor?[plan._constants.Length];
+        public readonly BufferPool Pool = new();
+    }
+
+    /// <summary>The state of the last finished run, taken by the next; a run that finds it taken (a concurrent run) makes its own.</summary>
+    private RunState? _idleState;
+
+    private IReadOnlyDictionary<string, OnnxTensor> RunCore(IReadOnlyDictionary<string, OnnxTensor> inputs, IReadOnlyDictionary<string, OnnxTensor>? outer,
+        Action<Node, KernelContext>? afterNode, bool wantValues, out OnnxTensor?[]? snapshot)
+    {
+        var state = Interlocked.Exchange(ref _idleState, null) ?? new RunState(this);
+        var values = state.Values;
+        var pool = state.Pool;
+        Array.Copy(_constants, values, values.Length);
+        pool.BeginRun();
+        try
+        {
+            foreach (var (name, tensor) in inputs)
+            {
+                if (!_slots.TryGetValue(name, out int s) || (!_graphInputSlots.Contains(s) && !_graph.Initializers.ContainsKey(name)))
+                    throw new InvalidInputException($"'{name}' is not an input of the graph (inputs: {string.Join(", ", _graph.RuntimeInputs.Select(v => v.Name))})");
+                values[s] = tensor;
+            }
+            if (outer is not null)
+                foreach (var (name, tensor) in outer) if (_slots.TryGetValue(name, out int s) && values[s] is null) values[s] = tensor;
+            for (int i = 0; i < _graphInputSlots.Length; i++)
+                if (values[_graphInputSlots[i]] is null)
+                    throw new InvalidInputException($"graph input '{_graph.Inputs[i].Name}' was not given");
+
+            var ctx = new KernelContext(Options, new Random(Options.Seed), pool);
+            for (int k = 0; k < _order.Length; k++)
+            {
+                var node = _order[k];
+                ctx.Bind(node, values, _inputSlots[k], _outputSlots[k]);
+                var mark = PlanProfiler.Enabled ? PlanProfiler.Start() : default;
+                try
+                {
+                    _kernels[k].Run(ctx);
+                }
+                catch (BackpropOnnxException)
+                {
+                    throw;
+                }
+                catch (Exception e) when (e is ArgumentException or IndexOutOfRangeException or InvalidOperationException or InvalidCastException or OverflowException or NullReferenceException)
+                {
+                    throw new InvalidInputException($"{node.Describe()}: {e.Message}");
+                }
+                if (PlanProfiler.Enabled) PlanProfiler.Stop(node, mark);
+                foreach (int s in _outputSlots[k])
+                {
+                    if (s < 0) continue;
+                    if (values[s] is { } produced) pool.AddRef(produced.Buffer);
+                    else if (!_releaseAfter[k].Contains(s) && IsConsumed(s)) throw new InvalidInputException($"{node.Describe()}: produced no value for a used output");
+                }
+                pool.EndNode();
+                afterNode?.Invoke(node, ctx);
+                foreach (int s in _releaseAfter[k])
+                {
+                    if (values[s] is { } dead) pool.Release(dead.Buffer);
+                    values[s] = null;
+                }
+            }
+            var result = new Dictionary<string, OnnxTensor>(StringComparer.Ordinal);
+            for (int i = 0; i < _graphOutputSlots.Length; i++)
+                result[_graph.Outputs[i].Name] = values[_graphOutputSlots[i]] ?? throw new InvalidInputException($"graph output '{_graph.Outputs[i].Name}' was not computed");
+            foreach (var t in result.Values) pool.Disown(t.Buffer);
+            snapshot = wantValues ? (OnnxTensor?[])values.Clone() : null;
+            return result;
+        }
+        finally
+        {
+            pool.EndRun();
+            Array.Clear(values);
+            _idleState = state;
+        }
     }
 
     private bool IsConsumed(int slot) => _graphOutputSlots.Contains(slot) || _inputSlots.Any(a => a.Contains(slot));

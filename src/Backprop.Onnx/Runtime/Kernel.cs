@@ -39,11 +39,13 @@ internal sealed class KernelContext
     private OnnxTensor?[] _values = [];
     private int[] _inputs = [];
     private int[] _outputs = [];
+    private readonly BufferPool? _pool;
 
-    internal KernelContext(ExecutionOptions options, Random random)
+    internal KernelContext(ExecutionOptions options, Random random, BufferPool? pool = null)
     {
         Options = options;
         Random = random;
+        _pool = pool;
     }
 
     public ExecutionOptions Options { get; }
@@ -82,8 +84,17 @@ internal sealed class KernelContext
         if (index < _outputs.Length && _outputs[index] >= 0) _values[_outputs[index]] = tensor;
     }
 
-    /// <summary>A fresh zero-filled output tensor.</summary>
-    public OnnxTensor Allocate(DataType type, ReadOnlySpan<int> shape) => OnnxTensor.Zeros(type, shape);
+    /// <summary>A zero-filled tensor for an output or scratch space (from the plan's buffer pool when there is one).</summary>
+    public OnnxTensor Allocate(DataType type, ReadOnlySpan<int> shape) =>
+        _pool is not null && BufferPool.Poolable(type) ? _pool.Rent(type, shape, clear: true) : OnnxTensor.Zeros(type, shape);
+
+    /// <summary>
+    /// A tensor whose elements are left as the pooled buffer held them, for kernels that write every element before
+    /// reading any (a product, an elementwise map). Debug builds fill it with NaN / 0xCD so a kernel that forgets an
+    /// element fails its tests instead of reading a stale value.
+    /// </summary>
+    public OnnxTensor AllocateUninitialized(DataType type, ReadOnlySpan<int> shape) =>
+        _pool is not null && BufferPool.Poolable(type) ? _pool.Rent(type, shape, clear: false) : OnnxTensor.Zeros(type, shape);
 
     /// <summary>An <see cref="InvalidInputException"/> that names this node.</summary>
     public InvalidInputException Invalid(string what) => new($"{Node.Describe()}: {what}");

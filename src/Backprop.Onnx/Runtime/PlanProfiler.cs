@@ -52,6 +52,12 @@ internal static partial class PlanProfiler
         }
     }
 
+    /// <summary>Forgets what was measured so far (e.g. the first runs, which include JIT compilation).</summary>
+    public static void Reset()
+    {
+        lock (Gate) Entries.Clear();
+    }
+
     /// <summary>The table so far, one line per op type, most wall time first, then a total line.</summary>
     public static string Report()
     {

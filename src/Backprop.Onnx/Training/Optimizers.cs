@@ -52,6 +52,9 @@ public sealed class Optimizer
 {
     private readonly Dictionary<string, OnnxTensor[]> _state = new(StringComparer.Ordinal);
 
+    /// <summary>SGD's throw-away velocity, reused across parameters and steps.</summary>
+    private Array? _scratch;
+
     /// <summary>Creates an optimizer with no state.</summary>
     public Optimizer(OptimizerOptions options) => Options = options;
 
@@ -103,8 +106,10 @@ public sealed class Optimizer
         {
             case OptimizerKind.Sgd:
                 // ONNX Momentum with α = 0, β = 1 and a throw-away velocity is plain SGD.
-                var scratch = new T[x.Length];
-                OptimizerMath.Momentum<T>(lr, step, 0, 1, false, o.WeightDecay, x, g, scratch, x, scratch);
+                if (_scratch is not T[] scratch || scratch.Length < x.Length) _scratch = scratch = new T[x.Length];
+                var velocity = scratch.AsSpan(0, x.Length);
+                velocity.Clear();
+                OptimizerMath.Momentum<T>(lr, step, 0, 1, false, o.WeightDecay, x, g, velocity, x, velocity);
                 break;
             case OptimizerKind.Momentum:
             case OptimizerKind.Nesterov:

@@ -200,6 +200,8 @@ public sealed class Trainer
         foreach (var (buffer, output) in _bufferUpdates) _buffers[buffer] = outputs[output].Clone();
         StepCount = step;
         correct = _classification ? CountCorrect(outputs[_outputName], labels) : 0;
+        // Everything the step produced has been consumed (buffers were cloned): the next step reuses its memory.
+        _stepPlan.Recycle(outputs.Values);
         return loss;
     }
 

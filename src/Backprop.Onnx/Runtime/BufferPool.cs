@@ -1,0 +1,197 @@
+using Backprop.Onnx.IR;
+
+namespace Backprop.Onnx.Runtime;
+
+/// <summary>
+/// The buffers of one <see cref="ExecutionPlan"/>'s intermediate values, reused from run to run so a training step
+/// allocates (almost) nothing. Buffers are exact-length arrays of an element type's storage type, kept in free lists
+/// keyed by (storage type, length). A buffer handed out by <see cref="Rent"/> is <em>tracked</em>: the plan counts the
+/// value slots that hold it (<see cref="AddRef"/>, <see cref="Release"/>; Reshape, Identity and Squeeze outputs share
+/// their input's buffer, so one buffer may sit in several slots) and it goes back to a free list when the last slot
+/// lets go. Buffers the pool did not hand out (graph inputs, initializers, a kernel's own constants) are never tracked
+/// and never reused; a buffer that leaves as a graph output is disowned (the caller's from then on) unless the caller
+/// gives it back with <see cref="Adopt"/>.
+/// </summary>
+/// <remarks>
+/// Free lists that no run rented from for two whole runs are dropped (<see cref="EndRun"/>), so a plan fed varying
+/// shapes keeps only what it recently used. Thread-safe: kernels may allocate from parallel loops.
+/// </remarks>
+internal sealed class BufferPool
+{
+    private readonly Lock _gate = new();
+    private readonly Dictionary<(Type Storage, int Length), FreeList> _free = [];
+    private readonly Dictionary<Array, int> _refs = new(ReferenceEqualityComparer.Instance);
+    private readonly List<Array> _rentedThisNode = [];
+    private readonly HashSet<Array> _disowned = new(ReferenceEqualityComparer.Instance);
+    private long _run;
+
+    private sealed class FreeList
+    {
+        public readonly Stack<Array> Buffers = new();
+        public long LastUsedRun;
+    }
+
+    /// <summary>True in tests: buffers handed out uninitialized are filled with NaN / 0xCD bytes, so a kernel that reads one before writing it fails loudly.</summary>
+    internal static bool PoisonUninitialized { get; set; }
+#if DEBUG
+        = true;
+#endif
+
+    /// <summary>Whether the pool can hold tensors of <paramref name="type"/> (numeric and bool; not strings or opaque types).</summary>
+    public static bool Poolable(DataType type) => DataTypes.IsDefined(type) && type != DataType.String && !DataTypes.IsOpaque(type);
+
+    /// <summary>
+    /// A tensor of a poolable type on a buffer from the free list (or a new one), tracked with no holder yet; zeroed
+    /// when <paramref name="clear"/>, else holding whatever the buffer held before.
+    /// </summary>
+    public OnnxTensor Rent(DataType type, ReadOnlySpan<int> shape, bool clear)
+    {
+        long count = OnnxTensor.CheckedCount(shape);
+        Type storage = DataTypes.StorageType(type);
+        Array? buffer = null;
+        lock (_gate)
+        {
+            var key = (storage, (int)count);
+            if (_free.TryGetValue(key, out var list))
+            {
+                list.LastUsedRun = _run;
+                list.Buffers.TryPop(out buffer);
+            }
+            buffer ??= Array.CreateInstance(storage, count);
+            _refs[buffer] = 0;
+            _rentedThisNode.Add(buffer);
+        }
+        if (!clear && PoisonUninitialized) Poison(buffer);
+        else if (clear) Array.Clear(buffer);
+        return new OnnxTensor(type, shape.ToArray(), buffer, count);
+    }
+
+    /// <summary>One more value slot holds <paramref name="buffer"/> (ignored when the pool does not track it).</summary>
+    public void AddRef(Array buffer)
+    {
+        lock (_gate)
+        {
+            if (_refs.TryGetValue(buffer, out int n)) _refs[buffer] = n + 1;
+        }
+    }
+
+    /// <summary>A value slot let go of <paramref name="buffer"/>; the last one returns it to its free list.</summary>
+    public void Release(Array buffer)
+    {
+        lock (_gate)
+        {
+            if (!_refs.TryGetValue(buffer, out int n)) return;
+            if (n > 1) _refs[buffer] = n - 1;
+            else Free(buffer);
+        }
+    }
+
+    /// <summary>
+    /// After a node ran (and its outputs were counted): buffers it rented that no slot holds — scratch space, outputs
+    /// nobody reads — go back to the free lists.
+    /// </summary>
+    public void EndNode()
+    {
+        lock (_gate)
+        {
+            foreach (var buffer in _rentedThisNode)
+                if (_refs.TryGetValue(buffer, out int n) && n == 0) Free(buffer);
+            _rentedThisNode.Clear();
+        }
+    }
+
+    /// <summary>A graph output leaves with the caller: the pool stops tracking its buffer (until <see cref="Adopt"/>).</summary>
+    public void Disown(Array buffer)
+    {
+        lock (_gate)
+        {
+            if (_refs.Remove(buffer)) _disowned.Add(buffer);
+        }
+    }
+
+    /// <summary>
+    /// The caller is done with a graph output this pool handed out in its latest run: its buffer may be reused. Buffers
+    /// the pool never handed out, or already took back, are ignored.
+    /// </summary>
+    public void Adopt(Array buffer)
+    {
+        lock (_gate)
+        {
+            if (_disowned.Remove(buffer)) Push(buffer);
+        }
+    }
+
+    /// <summary>Starts a run: outputs of earlier runs not given back are forgotten (they belong to their callers).</summary>
+    public void BeginRun()
+    {
+        lock (_gate)
+        {
+            _run++;
+            _disowned.Clear();
+        }
+    }
+
+    /// <summary>
+    /// Ends a run (also after a failure): buffers still tracked are forgotten (never reused, since a failed kernel may
+    /// still reference them), and free lists unused for two runs are dropped.
+    /// </summary>
+    public void EndRun()
+    {
+        lock (_gate)
+        {
+            _refs.Clear();
+            _rentedThisNode.Clear();
+            List<(Type, int)>? stale = null;
+            foreach (var (key, list) in _free)
+                if (list.LastUsedRun < _run - 1) (stale ??= []).Add(key);
+            if (stale is not null) foreach (var key in stale) _free.Remove(key);
+        }
+    }
+
+    /// <summary>Buffers waiting in the free lists (for tests).</summary>
+    internal int FreeCount
+    {
+        get
+        {
+            lock (_gate) return _free.Values.Sum(l => l.Buffers.Count);
+        }
+    }
+
+    /// <summary>Whether <paramref name="buffer"/> is tracked by the current run (for tests).</summary>
+    internal bool IsTracked(Array buffer)
+    {
+        lock (_gate) return _refs.ContainsKey(buffer);
+    }
+
+    private void Free(Array buffer)
+    {
+        _refs.Remove(buffer);
+        Push(buffer);
+    }
+
+    private void Push(Array buffer)
+    {
+        var key = (buffer.GetType().GetElementType()!, buffer.Length);
+        if (!_free.TryGetValue(key, out var list)) _free[key] = list = new FreeList { LastUsedRun = _run };
+        list.Buffers.Push(buffer);
+    }
+
+    private static void Poison(Array buffer)
+    {
+        switch (buffer)
+        {
+            case float[] f: f.AsSpan().Fill(float.NaN); break;
+            case double[] d: d.AsSpan().Fill(double.NaN); break;
+            case Half[] h: h.AsSpan().Fill(Half.NaN); break;
+            case byte[] b: b.AsSpan().Fill(0xCD); break;
+            case sbyte[] s: s.AsSpan().Fill(-51); break;
+            case short[] s: s.AsSpan().Fill(-12851); break;
+            case ushort[] u: u.AsSpan().Fill(0xCDCD); break;
+            case int[] i: i.AsSpan().Fill(-842150451); break;
+            case uint[] u: u.AsSpan().Fill(0xCDCDCDCD); break;
+            case long[] l: l.AsSpan().Fill(-3617008641903833651); break;
+            case ulong[] u: u.AsSpan().Fill(0xCDCDCDCDCDCDCDCD); break;
+            case bool[] b: b.AsSpan().Fill(true); break;
+        }
+    }
+}
