@@ -113,7 +113,7 @@ internal static partial class MatMulOps
             for (int j = i + 1; j < views.Length; j++) keep.UnionWith(views[j].Labels);
             current = Contract(ctx, current, views[i], keep);
         }
-        return Gather(current, output).Data;
+        return Gather(ctx, current, output).Data;
     }
 
     private static string LabelName(int l) => l >= EllipsisLabel ? $"...[{l - EllipsisLabel}]" : ((char)l).ToString();
@@ -156,7 +156,11 @@ internal static partial class MatMulOps
         return new EinsumView(x, [.. order], [.. order.Select(l => sizes[l])], [.. order.Select(l => strides[l])]);
     }
 
-    /// <summary>Contracts two views into a contiguous one whose labels are the kept ones: batch, then left-only, then right-only.</summary>
+    /// <summary>
+    /// Contracts two views into a contiguous one whose labels are the kept ones: batch, then left-only, then right-only.
+    /// An operand already laid out as (batch, contracted, kept) instead of (batch, kept, contracted) enters the GEMM
+    /// transposed rather than copied.
+    /// </summary>
     private static EinsumView Contract(KernelContext ctx, EinsumView x, EinsumView y, HashSet<int> keep)
     {
         var batch = x.Labels.Where(l => y.Labels.Contains(l) && keep.Contains(l)).ToArray();
@@ -165,24 +169,44 @@ internal static partial class MatMulOps
         var yKept = y.Labels.Where(l => !x.Labels.Contains(l) && keep.Contains(l)).ToArray();
         int Size(EinsumView v, int[] labels) => labels.Aggregate(1, (p, l) => checked(p * v.Dims[Array.IndexOf(v.Labels, l)]));
         // Gather sums out labels used by neither the other operand nor later (not listed in the target order).
-        var xs = Gather(x, [.. batch, .. xKept, .. contracted]);
-        var ys = Gather(y, [.. batch, .. contracted, .. yKept]);
+        bool transA = IsContiguousAs(x, [.. batch, .. contracted, .. xKept]);
+        bool transB = IsContiguousAs(y, [.. batch, .. yKept, .. contracted]);
+        var xs = transA ? x : Gather(ctx, x, [.. batch, .. xKept, .. contracted]);
+        var ys = transB ? y : Gather(ctx, y, [.. batch, .. contracted, .. yKept]);
         int b = Size(xs, batch), m = Size(xs, xKept), k = Size(xs, contracted), n = Size(ys, yKept);
         int[] dims = [.. batch.Select(l => xs.Dims[Array.IndexOf(xs.Labels, l)]), .. xKept.Select(l => xs.Dims[Array.IndexOf(xs.Labels, l)]),
             .. yKept.Select(l => ys.Dims[Array.IndexOf(ys.Labels, l)])];
-        var result = ctx.Allocate(x.Data.ElementType, dims);
+        // The product overwrites every element (k = 0 clears it).
+        var result = ctx.AllocateUninitialized(x.Data.ElementType, dims);
         var aOff = Enumerable.Range(0, b).Select(p => (long)p * m * k).ToArray();
         var bOff = Enumerable.Range(0, b).Select(p => (long)p * k * n).ToArray();
-        BatchedMultiply(xs.Data, aOff, ys.Data, bOff, result, m, n, k, false, false, ctx.Options.Threads);
+        BatchedMultiply(xs.Data, aOff, ys.Data, bOff, result, m, n, k, transA, transB, ctx.Options.Threads);
         int[] labels = [.. batch, .. xKept, .. yKept];
         return new EinsumView(result, labels, dims, Broadcast.ContiguousStrides(dims));
     }
 
-    /// <summary>A contiguous tensor over <paramref name="target"/> labels (in that order), summing the view over its other labels.</summary>
-    private static EinsumView Gather(EinsumView v, int[] target)
+    /// <summary>True when the view is its tensor, densely stored in <paramref name="target"/> label order (no copy needed).</summary>
+    private static bool IsContiguousAs(EinsumView v, int[] target)
     {
+        if (!v.Labels.AsSpan().SequenceEqual(target)) return false;
+        var dense = Broadcast.ContiguousStrides(v.Dims);
+        long count = 1;
+        for (int d = 0; d < v.Dims.Length; d++)
+        {
+            if (v.Dims[d] != 1 && v.Strides[d] != dense[d]) return false;
+            count *= v.Dims[d];
+        }
+        return count == v.Data.ElementCount && v.Data.Dims.AsSpan().SequenceEqual(v.Dims);
+    }
+
+    /// <summary>A contiguous tensor over <paramref name="target"/> labels (in that order), summing the view over its other labels.</summary>
+    private static EinsumView Gather(KernelContext ctx, EinsumView v, int[] target)
+    {
+        if (IsContiguousAs(v, target)) return v;
         var dims = target.Select(l => v.Dims[Array.IndexOf(v.Labels, l)]).ToArray();
-        var result = OnnxTensor.Zeros(v.Data.ElementType, dims);
+        bool sums = v.Labels.Any(l => !target.Contains(l));
+        // A permutation writes every element; a sum accumulates into zeros.
+        var result = sums ? ctx.Allocate(v.Data.ElementType, dims) : ctx.AllocateUninitialized(v.Data.ElementType, dims);
         switch (v.Data.ElementType)
         {
             case DataType.Float: GatherSum<float>(v, target, result); break;
@@ -196,6 +220,10 @@ internal static partial class MatMulOps
         return new EinsumView(result, target, dims, Broadcast.ContiguousStrides(dims));
     }
 
+    /// <summary>
+    /// dst[t] = Σ_s src[t, s] over the summed labels s in row-major order (dst is zero when anything is summed),
+    /// walking the last target label in an inner loop.
+    /// </summary>
     private static void GatherSum<T>(EinsumView v, int[] target, OnnxTensor result) where T : INumber<T>
     {
         var src = v.Data.AsSpan<T>();
@@ -207,20 +235,33 @@ internal static partial class MatMulOps
         int[] sDims = [.. summed.Select(l => v.Dims[Array.IndexOf(v.Labels, l)])];
         long[] sStrides = [.. summed.Select(l => v.Strides[Array.IndexOf(v.Labels, l)])];
         long sCount = sDims.Aggregate(1L, (p, d) => p * d);
-        var tCoord = new int[tDims.Length];
+        // Inner loop: the last target label (a scalar output is one run of length 1).
+        int inner = tDims.Length == 0 ? 1 : tDims[^1];
+        long innerStride = tDims.Length == 0 ? 0 : tStrides[^1];
+        int[] oDims = tDims.Length == 0 ? [] : tDims[..^1];
+        long[] oStrides = tDims.Length == 0 ? [] : tStrides[..^1];
+        var oCoord = new int[oDims.Length];
         var sCoord = new int[sDims.Length];
-        long tOffset = 0;
-        for (int o = 0; o < dst.Length; o++)
+        long oOffset = 0;
+        for (int o = 0; o < dst.Length; o += inner)
         {
-            T acc = T.Zero;
-            long sOffset = 0;
-            for (long s = 0; s < sCount; s++)
+            var row = dst.Slice(o, inner);
+            if (summed.Length == 0)
             {
-                acc += src[(int)(tOffset + sOffset)];
-                Step(sCoord, sDims, sStrides, ref sOffset);
+                if (innerStride == 1) src.Slice((int)oOffset, inner).CopyTo(row);
+                else for (int j = 0; j < inner; j++) row[j] = src[(int)(oOffset + j * innerStride)];
             }
-            dst[o] = acc;
-            Step(tCoord, tDims, tStrides, ref tOffset);
+            else
+            {
+                long sOffset = 0;
+                for (long s = 0; s < sCount; s++)
+                {
+                    long at = oOffset + sOffset;
+                    for (int j = 0; j < inner; j++) row[j] += src[(int)(at + j * innerStride)];
+                    Step(sCoord, sDims, sStrides, ref sOffset);
+                }
+            }
+            Step(oCoord, oDims, oStrides, ref oOffset);
         }
     }
 
