@@ -62,22 +62,61 @@ internal static partial class GradientOps
         return result;
     }
 
+    /// <summary>
+    /// dst[offset(i)] += src[i] for every i in row-major order of <paramref name="outShape"/>. Adjacent axes that are both
+    /// summed or both kept are merged first, so the inner loop runs over a long stretch: a kept last axis adds a row
+    /// vector-wise, a summed one accumulates into one element; each destination element receives its terms in the same
+    /// order either way.
+    /// </summary>
     private static void Accumulate<T>(Span<T> src, Span<T> dst, int[] outShape, long[] strides) where T : struct, System.Numerics.INumber<T>
     {
-        var srcArr = src; var dstArr = dst;
-        int rank = outShape.Length;
-        long total = srcArr.Length;
+        if (src.Length == 0) return;
+        var dims = new List<int>();
+        var steps = new List<long>();
+        for (int d = 0; d < outShape.Length; d++)
+        {
+            if (outShape[d] == 1) continue;
+            if (dims.Count > 0 && steps[^1] == strides[d] * outShape[d])
+            {
+                dims[^1] *= outShape[d];
+                steps[^1] = strides[d];
+            }
+            else
+            {
+                dims.Add(outShape[d]);
+                steps.Add(strides[d]);
+            }
+        }
+        if (dims.Count == 0)
+        {
+            dst[0] += src[0];
+            return;
+        }
+        int inner = dims[^1];
+        bool keptInner = steps[^1] == 1;
+        int rank = dims.Count - 1;
         var coord = new int[rank];
         long offset = 0;
-        for (long i = 0; i < total; i++)
+        for (int i = 0; i < src.Length; i += inner)
         {
-            dstArr[(int)offset] += srcArr[(int)i];
+            var row = src.Slice(i, inner);
+            if (keptInner)
+            {
+                var target = dst.Slice((int)offset, inner);
+                System.Numerics.Tensors.TensorPrimitives.Add<T>(target, row, target);
+            }
+            else
+            {
+                T acc = dst[(int)offset];
+                foreach (var v in row) acc += v;
+                dst[(int)offset] = acc;
+            }
             for (int d = rank - 1; d >= 0; d--)
             {
                 coord[d]++;
-                offset += strides[d];
-                if (coord[d] < outShape[d]) break;
-                offset -= strides[d] * coord[d];
+                offset += steps[d];
+                if (coord[d] < dims[d]) break;
+                offset -= steps[d] * coord[d];
                 coord[d] = 0;
             }
         }
