@@ -47,6 +47,8 @@ internal sealed class WhereKernel : Kernel
         loop.Run(threads, (o, n, off) =>
         {
             int ic = off[0], ix = off[1], iz = off[2];
+            // A contiguous condition: branch-free vector select (a mask branch mispredicts half the time).
+            if (sc == 1 && SimdSelect.TryRun<T>(c.AsSpan(ic, n), x.AsSpan(ix), sx, z.AsSpan(iz), sz, y.AsSpan(o, n))) return;
             for (int i = 0; i < n; i++, ic += sc, ix += sx, iz += sz) y[o + i] = c[ic] ? x[ix] : z[iz];
         });
     }

@@ -201,7 +201,7 @@ public sealed class ExecutionPlan
                 {
                     throw new InvalidInputException($"{node.Describe()}: {e.Message}");
                 }
-                if (PlanProfiler.Enabled) PlanProfiler.Stop(node, mark);
+                if (PlanProfiler.Enabled) PlanProfiler.Stop(node, mark, ctx);
                 foreach (int s in _outputSlots[k])
                 {
                     if (s < 0) continue;

@@ -14,8 +14,11 @@ namespace Backprop.Onnx.Runtime;
 /// </summary>
 internal static partial class PlanProfiler
 {
-    /// <summary>True when <c>BACKPROP_ONNX_PROFILE</c> is set to 1 (read once).</summary>
-    public static readonly bool Enabled = Environment.GetEnvironmentVariable("BACKPROP_ONNX_PROFILE") == "1";
+    /// <summary>True when <c>BACKPROP_ONNX_PROFILE</c> is set to 1 or 2 (read once).</summary>
+    public static readonly bool Enabled = Environment.GetEnvironmentVariable("BACKPROP_ONNX_PROFILE") is "1" or "2";
+
+    /// <summary>With <c>BACKPROP_ONNX_PROFILE=2</c> each op type is split further by its input shapes.</summary>
+    private static readonly bool ByShape = Environment.GetEnvironmentVariable("BACKPROP_ONNX_PROFILE") == "2";
 
     private static readonly Dictionary<string, Entry> Entries = new(StringComparer.Ordinal);
     private static readonly Lock Gate = new();
@@ -32,11 +35,13 @@ internal static partial class PlanProfiler
     public static Mark Start() => new(Stopwatch.GetTimestamp(), ProcessCpuNanos(), GC.GetAllocatedBytesForCurrentThread());
 
     /// <summary>Adds the time and bytes since <paramref name="start"/> to <paramref name="node"/>'s op type.</summary>
-    public static void Stop(Node node, Mark start)
+    public static void Stop(Node node, Mark start, KernelContext ctx)
     {
         long wall = Stopwatch.GetTimestamp() - start.Wall, cpu = ProcessCpuNanos() - start.Cpu;
         long bytes = GC.GetAllocatedBytesForCurrentThread() - start.Bytes;
         string key = node.Domain.Length == 0 || node.Domain == "ai.onnx" ? node.OpType : node.Domain + "." + node.OpType;
+        if (ByShape)
+            key += " " + string.Join(' ', Enumerable.Range(0, ctx.InputCount).Select(i => ctx.Input(i) is { } t ? $"[{string.Join(',', t.Dims)}]" : "-"));
         lock (Gate)
         {
             if (!_hooked)
@@ -65,15 +70,15 @@ internal static partial class PlanProfiler
         {
             var sb = new StringBuilder();
             double totalWall = Entries.Values.Sum(e => e.WallTicks) * 1000.0 / Stopwatch.Frequency;
-            sb.AppendLine(CultureInfo.InvariantCulture, $"{"op",-28} {"calls",8} {"wall_ms",10} {"wall%",6} {"cpu_ms",10} {"MB_alloc",10}");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"{"op",-60} {"calls",8} {"wall_ms",10} {"wall%",6} {"cpu_ms",10} {"MB_alloc",10}");
             foreach (var (key, e) in Entries.OrderByDescending(kv => kv.Value.WallTicks))
             {
                 double wall = e.WallTicks * 1000.0 / Stopwatch.Frequency;
                 sb.AppendLine(CultureInfo.InvariantCulture,
-                    $"{key,-28} {e.Calls,8} {wall,10:0.0} {100 * wall / Math.Max(totalWall, 1e-9),6:0.0} {e.CpuNanos / 1e6,10:0.0} {e.Bytes / 1e6,10:0.0}");
+                    $"{key,-60} {e.Calls,8} {wall,10:0.0} {100 * wall / Math.Max(totalWall, 1e-9),6:0.0} {e.CpuNanos / 1e6,10:0.0} {e.Bytes / 1e6,10:0.0}");
             }
             sb.AppendLine(CultureInfo.InvariantCulture,
-                $"{"total",-28} {Entries.Values.Sum(e => e.Calls),8} {totalWall,10:0.0} {100.0,6:0.0} {Entries.Values.Sum(e => e.CpuNanos) / 1e6,10:0.0} {Entries.Values.Sum(e => e.Bytes) / 1e6,10:0.0}");
+                $"{"total",-60} {Entries.Values.Sum(e => e.Calls),8} {totalWall,10:0.0} {100.0,6:0.0} {Entries.Values.Sum(e => e.CpuNanos) / 1e6,10:0.0} {Entries.Values.Sum(e => e.Bytes) / 1e6,10:0.0}");
             return sb.ToString();
         }
     }
