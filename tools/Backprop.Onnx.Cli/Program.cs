@@ -16,6 +16,8 @@ public static class Program
         root.Subcommands.Add(VjpCommand.Create());
         root.Subcommands.Add(GradcheckCommand.Create());
         root.Subcommands.Add(TrainCommand.Create());
+        root.Subcommands.Add(ExportTrainingCommand.Create());
+        root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(EvaluateCommand.Create());
         return root.Parse(args).Invoke();
     }

@@ -38,7 +38,9 @@ public static class TrainingModels
                 .Where(n => !patterns.Any(p => System.IO.Enumeration.FileSystemName.MatchesSimpleExpression(p, n, ignoreCase: false))).ToList();
             var probe = new GradientOptions { Outputs = { loss.LossName } };
             foreach (var c in candidates) probe.Wrt.Add(c);
-            var unreachable = ReverseMode.Analyze(lossModel, probe).Issues.Where(i => i.Kind == DifferentiabilityIssueKind.Unreachable).Select(i => i.Value).ToHashSet();
+            var report = ReverseMode.Analyze(lossModel, probe);
+            if (!report.IsDifferentiable) throw new DifferentiationException(report);
+            var unreachable = report.Issues.Where(i => i.Kind == DifferentiabilityIssueKind.Unreachable).Select(i => i.Value).ToHashSet();
             requested = [.. candidates.Where(c => !unreachable.Contains(c))];
         }
         foreach (var w in requested) options.Wrt.Add(w);
@@ -53,6 +55,23 @@ public static class TrainingModels
         g.Outputs.Add(new ValueInfo(loss.LossName, DataType.Undefined, []) { ElementType = gm.Model.Graph.Outputs.First(o => o.Name == loss.LossName).ElementType });
         foreach (var w in requested) g.Outputs.Add(gm.Model.Graph.Outputs.First(o => o.Name == gm.Gradients[w]));
         PruneUnused(g);
+        FillOutputTypes(result);
+        LowerOwnOpsToFunctions(result);
+        if (result.IrVersion < 8) result.IrVersion = 8;
+        return result;
+    }
+
+    /// <summary>
+    /// The vector-Jacobian-product model of <see cref="ReverseMode.Differentiate"/> in standard ONNX: the same inputs (and
+    /// seed inputs), outputs and gradients, with ops of our own domain written as model-local functions.
+    /// </summary>
+    /// <exception cref="UnsupportedOperatorException">The model's opset is below 13, or an op has no standard-op form.</exception>
+    public static OnnxModel BuildVjpModel(OnnxModel model, GradientOptions options)
+    {
+        if (model.DefaultOpsetVersion < 13)
+            throw new UnsupportedOperatorException("<model>", "", model.DefaultOpsetVersion, model.Graph.Name, "standard-ONNX gradient export needs opset 13 or later");
+        var result = ModelCopy.Shallow(ReverseMode.Differentiate(model, options).Model);
+        FillOutputTypes(result);
         LowerOwnOpsToFunctions(result);
         if (result.IrVersion < 8) result.IrVersion = 8;
         return result;
@@ -138,6 +157,19 @@ public static class TrainingModels
         }
         g.Nodes.AddRange(nodes);
         return model;
+    }
+
+    /// <summary>Gives graph outputs of unknown element type the inferred one (ONNX Runtime rejects type 0).</summary>
+    private static void FillOutputTypes(OnnxModel model)
+    {
+        var types = TypeInferencePass.Run(model.Graph, Runtime.ExecutionPlan.OpsetsOf(model));
+        var g = model.Graph;
+        for (int i = 0; i < g.Outputs.Count; i++)
+        {
+            var o = g.Outputs[i];
+            if (o.ElementType == DataType.Undefined && types.TryGetValue(o.Name, out var t) && t != DataType.Undefined)
+                g.Outputs[i] = new ValueInfo(o.Name, t, o.Shape) { DocString = o.DocString };
+        }
     }
 
     /// <summary>Drops nodes none of whose outputs is read (after outputs were pruned to the loss and gradients).</summary>
