@@ -56,6 +56,7 @@ public static class TrainingModels
         foreach (var w in requested) g.Outputs.Add(gm.Model.Graph.Outputs.First(o => o.Name == gm.Gradients[w]));
         PruneUnused(g);
         FillOutputTypes(result);
+        TrimTrailingEmptyInputs(result);
         LowerOwnOpsToFunctions(result);
         if (result.IrVersion < 8) result.IrVersion = 8;
         return result;
@@ -72,6 +73,7 @@ public static class TrainingModels
             throw new UnsupportedOperatorException("<model>", "", model.DefaultOpsetVersion, model.Graph.Name, "standard-ONNX gradient export needs opset 13 or later");
         var result = ModelCopy.Shallow(ReverseMode.Differentiate(model, options).Model);
         FillOutputTypes(result);
+        TrimTrailingEmptyInputs(result);
         LowerOwnOpsToFunctions(result);
         if (result.IrVersion < 8) result.IrVersion = 8;
         return result;
@@ -157,6 +159,13 @@ public static class TrainingModels
         }
         g.Nodes.AddRange(nodes);
         return model;
+    }
+
+    /// <summary>Drops trailing empty (absent optional) inputs: equivalent in ONNX, and some runtimes mishandle them.</summary>
+    private static void TrimTrailingEmptyInputs(OnnxModel model)
+    {
+        foreach (var n in model.Graph.Nodes)
+            while (n.Inputs.Count > 0 && n.Inputs[^1].Length == 0) n.Inputs.RemoveAt(n.Inputs.Count - 1);
     }
 
     /// <summary>Gives graph outputs of unknown element type the inferred one (ONNX Runtime rejects type 0).</summary>

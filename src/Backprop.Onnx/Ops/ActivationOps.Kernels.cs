@@ -1,3 +1,4 @@
+using System.Numerics;
 using Backprop.Onnx.IR;
 using Backprop.Onnx.Runtime;
 using static Backprop.Onnx.Ops.Elementwise;
@@ -42,7 +43,17 @@ internal sealed class LeakyReluMap(double alpha) : UnaryMap
     public override void Float<T>(ReadOnlySpan<T> x, Span<T> y)
     {
         T a = T.CreateTruncating(alpha);
-        for (int i = 0; i < x.Length; i++) y[i] = x[i] < T.Zero ? a * x[i] : x[i];
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && Vector<T>.IsSupported)
+        {
+            var va = new Vector<T>(a);
+            for (; i <= x.Length - Vector<T>.Count; i += Vector<T>.Count)
+            {
+                var v = new Vector<T>(x[i..]);
+                Vector.ConditionalSelect(Vector.LessThan(v, Vector<T>.Zero), v * va, v).CopyTo(y[i..]);
+            }
+        }
+        for (; i < x.Length; i++) y[i] = x[i] < T.Zero ? a * x[i] : x[i];
     }
 }
 
@@ -90,9 +101,24 @@ internal sealed class HardSigmoidMap(double alpha, double beta, bool timesX) : U
     public override void Float<T>(ReadOnlySpan<T> x, Span<T> y)
     {
         T a = T.CreateTruncating(alpha), b = T.CreateTruncating(beta);
-        for (int i = 0; i < x.Length; i++)
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && Vector<T>.IsSupported)
         {
-            T h = T.Max(T.Zero, T.Min(T.One, a * x[i] + b));
+            // Clamp by selects (not Vector.Min/Max) so that NaN stays NaN as in the scalar loop.
+            Vector<T> va = new(a), vb = new(b), zero = Vector<T>.Zero, one = Vector<T>.One;
+            for (; i <= x.Length - Vector<T>.Count; i += Vector<T>.Count)
+            {
+                var v = new Vector<T>(x[i..]);
+                var h = v * va + vb;
+                h = Vector.ConditionalSelect(Vector.LessThan(h, zero), zero, h);
+                h = Vector.ConditionalSelect(Vector.GreaterThan(h, one), one, h);
+                (timesX ? v * h : h).CopyTo(y[i..]);
+            }
+        }
+        for (; i < x.Length; i++)
+        {
+            T h = a * x[i] + b;
+            h = h < T.Zero ? T.Zero : h > T.One ? T.One : h;
             y[i] = timesX ? x[i] * h : h;
         }
     }

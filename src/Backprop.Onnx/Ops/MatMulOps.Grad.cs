@@ -9,7 +9,8 @@ internal static partial class MatMulOps
     /// <summary>
     /// MatMul VJP (PyTorch derivatives.yaml <c>mm</c>/<c>bmm</c> as used by <c>matmul</c>): dA = dY·Bᵀ, dB = Aᵀ·dY, a 1-D
     /// operand promoted to a row (A) or column (B) and the added axis removed again; broadcast batch axes are summed by the
-    /// pass (Broadcasting). With static ranks it emits MatMul/Transpose (every opset), else Einsum with ellipses (opset 12+).
+    /// pass (Broadcasting). With static ranks it emits MatMul/Transpose, else Einsum with ellipses (below opset 12 such a
+    /// graph runs only on our executor, which registers Einsum for every version).
     /// </summary>
     private static string?[] MatMulVjp(GradientContext ctx)
     {
@@ -29,7 +30,6 @@ internal static partial class MatMulOps
                         needB ? e.Squeeze(e.MatMul(e.Transpose(a, SwapLast(x)), e.Unsqueeze(dy, x - 1)), x - 1) : null];
             return [needA ? e.Mul(dy, b) : null, needB ? e.Mul(dy, a) : null];
         }
-        if (e.OpsetVersion < 12) throw ctx.Unsupported("MatMul needs static input ranks below opset 12 (no Einsum)");
         bool a1 = ra == 1, b1 = rb == 1;
         string Einsum(string equation, string p, string q) => e.Op("Einsum", [p, q], OnnxAttribute.FromString("equation", equation));
         return (a1, b1) switch

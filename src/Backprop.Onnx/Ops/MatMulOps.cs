@@ -20,8 +20,10 @@ internal static partial class MatMulOps
         // unidirectionally to (M, N); optional from version 11.
         ops.Add(new OpDefinition("Gemm", CreateGemm) { Vjp = GemmVjp });
 
-        // Einsum (ONNX spec "Einsum", version 12): Einstein summation over an equation.
-        ops.Add(new OpDefinition("Einsum", CreateEinsum, minVersion: 12) { Vjp = EinsumVjp, Broadcasting = true });
+        // Einsum (ONNX spec "Einsum", version 12): Einstein summation over an equation. Registered from version 1 so that
+        // gradient graphs of older models can use it (MatMul's rule when ranks are unknown); such graphs are only run
+        // here, as training export needs opset 13.
+        ops.Add(new OpDefinition("Einsum", CreateEinsum) { Vjp = EinsumVjp, Broadcasting = true });
 
         // MatMulInteger (ONNX spec "MatMulInteger", version 10): (A − a_zero_point)·(B − b_zero_point) in int32.
         ops.Add(new OpDefinition("MatMulInteger", CreateMatMulInteger, minVersion: 10)

@@ -18,21 +18,35 @@ internal static partial class PoolingOps
         ops.Add(new OpDefinition("MaxPool", CreateMaxPool)
         {
             InferTypes = op => [op.InputType(0), DataType.Int64],
+            Vjp = MaxPoolVjp,
         });
 
         // AveragePool (ONNX spec "AveragePool", versions 1, 7, 10, 11): the mean over each window, dividing by the
         // number of input elements (or, with count_include_pad, also counting the explicit padding).
-        ops.Add(new OpDefinition("AveragePool", CreateAveragePool));
+        ops.Add(new OpDefinition("AveragePool", CreateAveragePool) { Vjp = AveragePoolVjp });
 
         // GlobalAveragePool / GlobalMaxPool (ONNX spec, version 1): the mean / maximum over all spatial axes.
-        ops.Add(new OpDefinition("GlobalAveragePool", op => CreateGlobal(op, max: false)));
-        ops.Add(new OpDefinition("GlobalMaxPool", op => CreateGlobal(op, max: true)));
+        ops.Add(new OpDefinition("GlobalAveragePool", op => CreateGlobal(op, max: false)) { Vjp = GlobalAveragePoolVjp });
+        ops.Add(new OpDefinition("GlobalMaxPool", op => CreateGlobal(op, max: true)) { Vjp = GlobalMaxPoolVjp });
 
         // MaxUnpool (ONNX spec "MaxUnpool", versions 9, 11): scatters X to the flat positions I of a zero tensor.
-        ops.Add(new OpDefinition("MaxUnpool", CreateMaxUnpool, minVersion: 9) { DifferentiableInputs = [0] });
+        ops.Add(new OpDefinition("MaxUnpool", CreateMaxUnpool, minVersion: 9) { DifferentiableInputs = [0], Vjp = MaxUnpoolVjp });
 
         // LRN (ONNX spec "LRN", versions 1, 13): local response normalization across channels.
-        ops.Add(new OpDefinition("LRN", CreateLrn));
+        ops.Add(new OpDefinition("LRN", CreateLrn) { Vjp = LrnVjp });
+
+        // MaxPoolGrad(dY, X) and AveragePoolGrad(dY, shape of X) of our domain: the pooling gradients (see the rules),
+        // with standard-op forms for export.
+        ops.Add(new OpDefinition("MaxPoolGrad", CreateMaxPoolGrad, OpRegistry.BackpropDomain)
+        {
+            InferTypes = op => [op.InputType(0)],
+            StandardOps = MaxPoolGradStandard,
+        });
+        ops.Add(new OpDefinition("AveragePoolGrad", CreateAveragePoolGrad, OpRegistry.BackpropDomain)
+        {
+            InferTypes = op => [op.InputType(0)],
+            StandardOps = AveragePoolGradStandard,
+        });
     }
 
     private static readonly DataType[] MaxPoolTypes = [DataType.Float, DataType.Double, DataType.Int8, DataType.UInt8];
@@ -40,16 +54,16 @@ internal static partial class PoolingOps
     /// <summary>The resolved geometry of a windowed pool: planes (N·C), output shape and the windows.</summary>
     private sealed record PoolGeometry(int N, int C, int[] Output, PoolWindows Windows);
 
-    private static PoolGeometry Geometry(KernelContext ctx, WindowAttributes window, OnnxTensor x, bool ceilMode)
+    private static PoolGeometry Geometry(KernelContext ctx, WindowAttributes window, int[] dims, bool ceilMode)
     {
-        int rank = x.Rank - 2;
-        if (rank < 1) throw ctx.Invalid($"pooling input of rank {x.Rank}; expected (N, C, D1, …)");
+        int rank = dims.Length - 2;
+        if (rank < 1) throw ctx.Invalid($"pooling input of rank {dims.Length}; expected (N, C, D1, …)");
         var kernel = window.Kernel(ctx, rank, []);
         var strides = window.StridesFor(ctx, rank);
         var dilations = window.DilationsFor(ctx, rank);
-        var input = x.Dims[2..];
+        var input = dims[2..];
         var (output, begin, end) = window.Forward(ctx, input, kernel, strides, dilations, ceilMode);
-        return new PoolGeometry(x.Dims[0], x.Dims[1], output, new PoolWindows(input, output, kernel, strides, dilations, begin, end));
+        return new PoolGeometry(dims[0], dims[1], output, new PoolWindows(input, output, kernel, strides, dilations, begin, end));
     }
 
     private static Kernel CreateMaxPool(OpContext op)
@@ -63,7 +77,7 @@ internal static partial class PoolingOps
         return new LambdaKernel(ctx =>
         {
             var x = ctx.RequiredInput(0);
-            var g = Geometry(ctx, window, x, ceilMode);
+            var g = Geometry(ctx, window, x.Dims, ceilMode);
             var y = ctx.Allocate(x.ElementType, [g.N, g.C, .. g.Output]);
             var indices = ctx.IsOutputUsed(1) ? ctx.Allocate(DataType.Int64, [g.N, g.C, .. g.Output]) : null;
             long[]? idx = (long[]?)indices?.Buffer;
@@ -91,7 +105,7 @@ internal static partial class PoolingOps
         return new LambdaKernel(ctx =>
         {
             var x = ctx.RequiredInput(0);
-            var g = Geometry(ctx, window, x, ceilMode);
+            var g = Geometry(ctx, window, x.Dims, ceilMode);
             var y = ctx.Allocate(x.ElementType, [g.N, g.C, .. g.Output]);
             if (x.ElementType == DataType.Float) AveragePool((float[])x.Buffer, (float[])y.Buffer, g, includePad, ctx.Options.Threads);
             else AveragePool((double[])x.Buffer, (double[])y.Buffer, g, includePad, ctx.Options.Threads);

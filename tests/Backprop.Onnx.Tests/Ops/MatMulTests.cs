@@ -326,12 +326,15 @@ public sealed class MatMulTests
         // Operands of rank ≥ 2 are declared without shapes, so the rule cannot see their ranks and emits Einsum with
         // ellipses (a rank-1 operand keeps its shape, which selects the matching equation).
         var inputs = new[] { GradCheck.Random(1, aShape), GradCheck.Random(2, bShape) };
-        var model = SingleNode.Model("MatMul", inputs, 1, 17);
-        for (int i = 0; i < 2; i++)
-            if (inputs[i].Rank >= 2) model.Graph.Inputs[i] = new ValueInfo($"x{i}", DataType.Double, null);
-        var feeds = new Dictionary<string, OnnxTensor> { ["x0"] = inputs[0], ["x1"] = inputs[1] };
-        var report = Backprop.Onnx.Verification.GradientCheck.Run(model, feeds, new Backprop.Onnx.Verification.GradientCheckOptions { Seed = 3 });
-        Assert.IsTrue(report.Passed, report.ToString());
+        foreach (long opset in new long[] { 6, 17 })
+        {
+            var model = SingleNode.Model("MatMul", inputs, 1, opset);
+            for (int i = 0; i < 2; i++)
+                if (inputs[i].Rank >= 2) model.Graph.Inputs[i] = new ValueInfo($"x{i}", DataType.Double, null);
+            var feeds = new Dictionary<string, OnnxTensor> { ["x0"] = inputs[0], ["x1"] = inputs[1] };
+            var report = Backprop.Onnx.Verification.GradientCheck.Run(model, feeds, new Backprop.Onnx.Verification.GradientCheckOptions { Seed = 3 });
+            Assert.IsTrue(report.Passed, $"opset {opset}: {report}");
+        }
     }
 
     [TestMethod]

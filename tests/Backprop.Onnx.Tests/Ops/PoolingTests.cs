@@ -210,4 +210,80 @@ public sealed class PoolingTests
         CollectionAssert.AreEqual(new[] { 1, 1, 4, 4 }, y.Shape.ToArray());
         CollectionAssert.AreEqual(new float[] { 0, 0, 0, 0, 0, 5, 0, 6, 0, 0, 0, 0, 0, 7, 0, 8 }, y.ToArray<float>());
     }
+
+    // ---- gradients (finite differences in float64; opset 13+ also checks the exported graph on ONNX Runtime) ----
+
+    public static IEnumerable<object[]> GradientCases =>
+    [
+        // x shape, kernel, strides, dilations, pads (begin…, end…), ceil_mode, opset
+        [new[] { 2, 2, 8 }, new[] { 2 }, new[] { 2 }, new[] { 1 }, new[] { 0, 0 }, false, 13],
+        [new[] { 1, 2, 6, 6 }, new[] { 2, 2 }, new[] { 2, 2 }, new[] { 1, 1 }, new[] { 0, 0, 0, 0 }, false, 13],
+        [new[] { 1, 2, 5, 5 }, new[] { 3, 3 }, new[] { 2, 2 }, new[] { 1, 1 }, new[] { 1, 1, 1, 1 }, false, 17],
+        [new[] { 1, 1, 6, 7 }, new[] { 3, 2 }, new[] { 1, 2 }, new[] { 1, 1 }, new[] { 1, 0, 0, 1 }, false, 17],
+        [new[] { 1, 1, 5, 5 }, new[] { 3, 3 }, new[] { 2, 2 }, new[] { 1, 1 }, new[] { 0, 0, 0, 0 }, true, 17],
+        [new[] { 1, 2, 6, 6 }, new[] { 3, 3 }, new[] { 2, 2 }, new[] { 1, 1 }, new[] { 1, 0, 0, 1 }, true, 17],
+        [new[] { 1, 1, 6, 5 }, new[] { 3, 2 }, new[] { 2, 2 }, new[] { 1, 1 }, new[] { 0, 0, 0, 0 }, true, 17],
+        [new[] { 1, 2, 3, 4, 4 }, new[] { 2, 2, 2 }, new[] { 1, 2, 2 }, new[] { 1, 1, 1 }, new[] { 0, 0, 0, 1, 0, 0 }, false, 17],
+    ];
+
+    [TestMethod]
+    [DynamicData(nameof(GradientCases))]
+    public void MaxPool_Gradient(int[] xs, int[] kernel, int[] strides, int[] dilations, int[] pads, bool ceil, int opset)
+    {
+        GradCheck.Op("MaxPool", [GradCheck.Random(1, xs)], [OnnxAttribute.FromInts("kernel_shape", L(kernel)), OnnxAttribute.FromInts("strides", L(strides)),
+            OnnxAttribute.FromInts("dilations", L(dilations)), OnnxAttribute.FromInts("pads", L(pads)), OnnxAttribute.FromInt("ceil_mode", ceil ? 1 : 0)], opset: opset);
+    }
+
+    [TestMethod]
+    public void MaxPool_Gradient_DilationsAndIndicesOutput()
+    {
+        // Dilated windows (overlapping: {0, 2}, {2, 4}, …; exported with ScatterElements reduction, opset 16+), and a node
+        // that also produces Indices (which take no gradient).
+        GradCheck.Op("MaxPool", [GradCheck.Random(2, [1, 2, 7, 7])], [OnnxAttribute.FromInts("kernel_shape", 2, 2), OnnxAttribute.FromInts("dilations", 2, 2),
+            OnnxAttribute.FromInts("strides", 2, 2)], outputCount: 2, opset: 17);
+        GradCheck.Op("MaxPool", [GradCheck.Random(3, [1, 1, 5, 6])], [OnnxAttribute.FromInts("kernel_shape", 2, 3), OnnxAttribute.FromString("auto_pad", "SAME_UPPER"),
+            OnnxAttribute.FromInts("strides", 2, 3)], opset: 13);
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(GradientCases))]
+    public void AveragePool_Gradient(int[] xs, int[] kernel, int[] strides, int[] dilations, int[] pads, bool ceil, int opset)
+    {
+        if (dilations.Any(d => d != 1)) return;
+        foreach (int include in new[] { 0, 1 })
+            GradCheck.Op("AveragePool", [GradCheck.Random(1, xs)], [OnnxAttribute.FromInts("kernel_shape", L(kernel)), OnnxAttribute.FromInts("strides", L(strides)),
+                OnnxAttribute.FromInts("pads", L(pads)), OnnxAttribute.FromInt("ceil_mode", ceil ? 1 : 0), OnnxAttribute.FromInt("count_include_pad", include)], opset: opset);
+    }
+
+    [TestMethod]
+    [DataRow("SAME_UPPER")]
+    [DataRow("SAME_LOWER")]
+    [DataRow("VALID")]
+    public void AveragePool_Gradient_AutoPad(string autoPad) =>
+        GradCheck.Op("AveragePool", [GradCheck.Random(4, [1, 2, 5, 4])], [OnnxAttribute.FromInts("kernel_shape", 2, 3), OnnxAttribute.FromString("auto_pad", autoPad),
+            OnnxAttribute.FromInts("strides", 2, 1)], opset: 13);
+
+    [TestMethod]
+    [DataRow(new[] { 2, 3, 4, 5 })]
+    [DataRow(new[] { 1, 2, 7 })]
+    [DataRow(new[] { 1, 1, 2, 2, 3 })]
+    public void GlobalPools_Gradient(int[] xs)
+    {
+        GradCheck.Op("GlobalAveragePool", [GradCheck.Random(5, xs)], opset: 13);
+        GradCheck.Op("GlobalMaxPool", [GradCheck.Random(6, xs)], opset: 13);
+    }
+
+    [TestMethod]
+    [DataRow(3, 0.0002f, 0.5f, 2.0f)]
+    [DataRow(4, 0.3f, 0.75f, 1.0f)]
+    [DataRow(1, 0.5f, 1.0f, 1.5f)]
+    public void Lrn_Gradient(int size, float alpha, float beta, float bias) =>
+        // ONNX Runtime's LRN kernel accepts only odd sizes ("size_ % 2 == 1"), so even sizes are checked on our executor alone.
+        GradCheck.Op("LRN", [GradCheck.Random(7, [2, 5, 3, 2])], [OnnxAttribute.FromInt("size", size), OnnxAttribute.FromFloat("alpha", alpha),
+            OnnxAttribute.FromFloat("beta", beta), OnnxAttribute.FromFloat("bias", bias)], opset: 13, onnxRuntime: size % 2 == 1);
+
+    [TestMethod]
+    public void MaxUnpool_Gradient() =>
+        GradCheck.Op("MaxUnpool", [GradCheck.Random(8, [1, 2, 2, 2]), OnnxTensor.FromArray(new long[] { 5, 7, 13, 15, 16, 19, 28, 30 }, 1, 2, 2, 2)],
+            [OnnxAttribute.FromInts("kernel_shape", 2, 2), OnnxAttribute.FromInts("strides", 2, 2)], opset: 13);
 }
