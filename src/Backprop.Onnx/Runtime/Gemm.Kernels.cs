@@ -55,6 +55,69 @@ internal static unsafe partial class Gemm
         Put(c + 11 * (long)ldc, c110, c111, w, update, vb);
     }
 
+    /// <summary>
+    /// The 12-row kernel's short siblings for the last panel of a block whose height is not a multiple of 12 (a
+    /// 16-channel convolution is 12 + 4 rows): 8 or 4 × (2 · Vector512&lt;T&gt;.Count) from the same 12-row packed A
+    /// panel, so the padding rows are not computed. Every element is summed in the same order as by the 12-row kernel.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel512Rows8<T>(int kc, T* a, T* b, T* c, int ldc, Update update, T beta) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int w = Vector512<T>.Count;
+        Vector512<T> c00 = Vector512<T>.Zero, c01 = Vector512<T>.Zero, c10 = Vector512<T>.Zero, c11 = Vector512<T>.Zero, c20 = Vector512<T>.Zero, c21 = Vector512<T>.Zero;
+        Vector512<T> c30 = Vector512<T>.Zero, c31 = Vector512<T>.Zero, c40 = Vector512<T>.Zero, c41 = Vector512<T>.Zero, c50 = Vector512<T>.Zero, c51 = Vector512<T>.Zero;
+        Vector512<T> c60 = Vector512<T>.Zero, c61 = Vector512<T>.Zero, c70 = Vector512<T>.Zero, c71 = Vector512<T>.Zero;
+        for (int q = 0; q < kc; q++)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + w);
+            var a0 = Vector512.Create(a[0]); c00 = Fma(a0, b0, c00); c01 = Fma(a0, b1, c01);
+            var a1 = Vector512.Create(a[1]); c10 = Fma(a1, b0, c10); c11 = Fma(a1, b1, c11);
+            var a2 = Vector512.Create(a[2]); c20 = Fma(a2, b0, c20); c21 = Fma(a2, b1, c21);
+            var a3 = Vector512.Create(a[3]); c30 = Fma(a3, b0, c30); c31 = Fma(a3, b1, c31);
+            var a4 = Vector512.Create(a[4]); c40 = Fma(a4, b0, c40); c41 = Fma(a4, b1, c41);
+            var a5 = Vector512.Create(a[5]); c50 = Fma(a5, b0, c50); c51 = Fma(a5, b1, c51);
+            var a6 = Vector512.Create(a[6]); c60 = Fma(a6, b0, c60); c61 = Fma(a6, b1, c61);
+            var a7 = Vector512.Create(a[7]); c70 = Fma(a7, b0, c70); c71 = Fma(a7, b1, c71);
+            a += 12;
+            b += 2 * w;
+        }
+        var vb = Vector512.Create(beta);
+        Put(c + 0 * (long)ldc, c00, c01, w, update, vb);
+        Put(c + 1 * (long)ldc, c10, c11, w, update, vb);
+        Put(c + 2 * (long)ldc, c20, c21, w, update, vb);
+        Put(c + 3 * (long)ldc, c30, c31, w, update, vb);
+        Put(c + 4 * (long)ldc, c40, c41, w, update, vb);
+        Put(c + 5 * (long)ldc, c50, c51, w, update, vb);
+        Put(c + 6 * (long)ldc, c60, c61, w, update, vb);
+        Put(c + 7 * (long)ldc, c70, c71, w, update, vb);
+    }
+
+    /// <summary>4 × (2 · Vector512&lt;T&gt;.Count) rows of the 12-row packed A panel (see <see cref="Kernel512Rows8{T}"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel512Rows4<T>(int kc, T* a, T* b, T* c, int ldc, Update update, T beta) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int w = Vector512<T>.Count;
+        Vector512<T> c00 = Vector512<T>.Zero, c01 = Vector512<T>.Zero, c10 = Vector512<T>.Zero, c11 = Vector512<T>.Zero;
+        Vector512<T> c20 = Vector512<T>.Zero, c21 = Vector512<T>.Zero, c30 = Vector512<T>.Zero, c31 = Vector512<T>.Zero;
+        for (int q = 0; q < kc; q++)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + w);
+            var a0 = Vector512.Create(a[0]); c00 = Fma(a0, b0, c00); c01 = Fma(a0, b1, c01);
+            var a1 = Vector512.Create(a[1]); c10 = Fma(a1, b0, c10); c11 = Fma(a1, b1, c11);
+            var a2 = Vector512.Create(a[2]); c20 = Fma(a2, b0, c20); c21 = Fma(a2, b1, c21);
+            var a3 = Vector512.Create(a[3]); c30 = Fma(a3, b0, c30); c31 = Fma(a3, b1, c31);
+            a += 12;
+            b += 2 * w;
+        }
+        var vb = Vector512.Create(beta);
+        Put(c + 0 * (long)ldc, c00, c01, w, update, vb);
+        Put(c + 1 * (long)ldc, c10, c11, w, update, vb);
+        Put(c + 2 * (long)ldc, c20, c21, w, update, vb);
+        Put(c + 3 * (long)ldc, c30, c31, w, update, vb);
+    }
+
     /// <summary>6 × (2 · Vector256&lt;T&gt;.Count) micro-kernel: 12 accumulators, two B loads and one A broadcast per row step.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel256<T>(int kc, T* a, T* b, T* c, int ldc, Update update, T beta) where T : unmanaged, IFloatingPointIeee754<T>

@@ -228,6 +228,18 @@ internal static unsafe partial class Gemm
                             {
                                 MicroKernel(path, kc, aPanel, bPanel, c, p.Ldc, update, p.Beta);
                             }
+                            else if (path == GemmPath.Vector512 && mr <= 8)
+                            {
+                                // A short last panel: compute only the rows it has (rounded up to 4 or 8). beta·C + tile
+                                // goes through ApplyTile as before, so the bits do not depend on which kernel ran.
+                                int rows = mr <= 4 ? 4 : 8;
+                                if (mr == rows && nr == bl.NR && update != Update.ScaleAdd) ShortKernel(rows, kc, aPanel, bPanel, c, p.Ldc, update, p.Beta);
+                                else
+                                {
+                                    ShortKernel(rows, kc, aPanel, bPanel, tile, bl.NR, Update.Store, p.Beta);
+                                    ApplyTile(tile, bl.NR, c, p.Ldc, mr, nr, update, p.Beta);
+                                }
+                            }
                             else
                             {
                                 MicroKernel(path, kc, aPanel, bPanel, tile, bl.NR, Update.Store, p.Beta);
@@ -253,6 +265,13 @@ internal static unsafe partial class Gemm
             case GemmPath.Vector256: Kernel256(kc, a, b, c, ldc, update, beta); break;
             default: KernelScalar(kc, a, b, c, ldc, update, beta); break;
         }
+    }
+
+    private static void ShortKernel<T>(int rows, int kc, T* a, T* b, T* c, int ldc, Update update, T beta)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (rows == 4) Kernel512Rows4(kc, a, b, c, ldc, update, beta);
+        else Kernel512Rows8(kc, a, b, c, ldc, update, beta);
     }
 
     /// <summary>Adds the valid mr×nr part of a computed tile into C.</summary>

@@ -19,6 +19,9 @@ public sealed class GemmTests
     [DataRow(100, 100, 7)]
     [DataRow(150, 40, 300)]
     [DataRow(13, 65, 257)]
+    [DataRow(16, 64, 300)]   // 12 + 4 rows: the short 4-row kernel on full-width tiles, stored then added (k > KC)
+    [DataRow(20, 32, 257)]   // 12 + 8 rows
+    [DataRow(8, 96, 10)]     // only a short panel
     public void MatchesNaiveLoop(int m, int n, int k)
     {
         foreach (var path in Paths)
