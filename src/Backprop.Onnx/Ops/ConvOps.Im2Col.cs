@@ -18,6 +18,11 @@ internal static partial class ConvOps
     internal static void Im2Col<T>(T[] x, long xBase, int channels, int[] input, int[] positions, int[] kernel, int[] strides, int[] dilations, int[] padBegin,
         int first, int count, T[] col) where T : INumber<T>
     {
+        if (Is2DWhole(positions, first, count))
+        {
+            Im2Col2D(x, xBase, channels, input, positions, kernel, strides, dilations, padBegin, col);
+            return;
+        }
         int rank = input.Length, last = rank - 1;
         var inStrides = Broadcast.ContiguousStrides(input);
         long inSize = rank == 0 ? 1 : inStrides[0] * input[0];
@@ -62,6 +67,11 @@ internal static partial class ConvOps
     internal static void Col2Im<T>(T[] col, int channels, int[] positions, int[] output, int[] kernel, int[] strides, int[] dilations, int[] padBegin,
         int first, int count, T[] y, long yBase) where T : INumber<T>
     {
+        if (Is2DWhole(positions, first, count))
+        {
+            Col2Im2D(col, channels, positions, output, kernel, strides, dilations, padBegin, y, yBase);
+            return;
+        }
         int rank = output.Length, last = rank - 1;
         var outStrides = Broadcast.ContiguousStrides(output);
         long outSize = rank == 0 ? 1 : outStrides[0] * output[0];
