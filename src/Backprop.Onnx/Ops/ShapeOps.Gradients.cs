@@ -26,9 +26,8 @@ internal static partial class ShapeOps
             var strides = Broadcast.ContiguousStrides(dims);
             long offset = 0;
             for (int d = 0; d < dims.Length; d++) if (counts[d] > 0) offset += strides[d] * sa[d].Start;
-            var map = DataMovement.StridedMap(counts, offset, [.. strides.Select((s, d) => s * sa[d].Step)]);
             var result = ctx.Allocate(dy.ElementType, dims);
-            DataMovement.ScatterMap(dy, result, map);
+            StridedScatter.Run(dy, result, counts, offset, [.. strides.Select((s, d) => s * sa[d].Step)]);
             ctx.SetOutput(0, result);
         }), OpRegistry.BackpropDomain)
         {
