@@ -164,8 +164,19 @@ internal static class DropoutOps
         for (int i = 0; i < m.Length; i++) m[i] = keep[i] ? T.One : T.Zero;
     }
 
-    private static OnnxTensor Ones(KernelContext ctx, DataType type, int[] shape) =>
-        Mask(ctx, Enumerable.Repeat(true, checked((int)OnnxTensor.CheckedCount(shape))).ToArray(), type, shape);
+    private static OnnxTensor Ones(KernelContext ctx, DataType type, int[] shape)
+    {
+        var m = ctx.AllocateUninitialized(type, shape);
+        switch (type)
+        {
+            case DataType.Bool: m.AsSpan<bool>().Fill(true); break;
+            case DataType.Float: m.AsSpan<float>().Fill(1f); break;
+            case DataType.Double: m.AsSpan<double>().Fill(1.0); break;
+            case DataType.Float16: m.AsSpan<Half>().Fill(Half.One); break;
+            default: throw ctx.Invalid($"no dropout mask of type {DataTypes.OnnxName(type)}");
+        }
+        return m;
+    }
 
     private static OnnxTensor Mask(KernelContext ctx, bool[] keep, DataType type, int[] shape)
     {

@@ -89,7 +89,9 @@ internal static partial class NormalizationOps
                 var dRunVar = Opt(6);
                 if (training) (mean, variance) = ChannelStatistics(xs, n, c, s, 1);
                 T m = T.CreateChecked(momentum), count = T.CreateChecked((long)n * s), half = T.CreateChecked(0.5);
-                var dx = new T[x.ElementCount];
+                // Every element of dX is written (channel by channel, image by image).
+                var dxTensor = ctx.AllocateUninitialized(x.ElementType, x.Dims);
+                var dx = (T[])dxTensor.Buffer;
                 var dScale = new T[c];
                 var dB = new T[c];
                 var dMean = new T[c];
@@ -98,7 +100,7 @@ internal static partial class NormalizationOps
                 {
                     for (int ch = from; ch < to; ch++) Channel(ch);
                 });
-                ctx.SetOutput(0, OnnxTensor.FromArray(dx, x.Dims));
+                ctx.SetOutput(0, dxTensor);
                 T[][] rest = [dScale, dB, dMean, dVar];
                 for (int k = 0; k < 4; k++) ctx.SetOutput(k + 1, OnnxTensor.FromArray(rest[k], c));
 

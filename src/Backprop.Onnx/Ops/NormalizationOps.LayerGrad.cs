@@ -47,7 +47,9 @@ internal static partial class NormalizationOps
                 var dInv = Opt(5);
                 var w = ExpandToNormalized<T>(ctx, op, scaleTensor, x.Dims, axis, "Scale");
                 T count = T.CreateChecked(cols), eps = T.CreateChecked(a.Epsilon);
-                var dx = new T[x.ElementCount];
+                // Every row of dX is written (its first use as scratch is written before it is read).
+                var dxTensor = ctx.AllocateUninitialized(x.ElementType, x.Dims);
+                var dx = (T[])dxTensor.Buffer;
                 int threads = ReductionOps.Parallelism(ctx, x.ElementCount);
                 int chunks = Math.Max(1, Math.Min(rows, threads));
                 var partScale = new T[chunks][];
@@ -94,7 +96,7 @@ internal static partial class NormalizationOps
                     TP.Add(scaleDense, partScale[chunk], scaleDense);
                     TP.Add(biasDense, partB[chunk], biasDense);
                 }
-                ctx.SetOutput(0, OnnxTensor.FromArray(dx, x.Dims));
+                ctx.SetOutput(0, dxTensor);
                 ctx.SetOutput(1, SumToParameter(ctx, scaleDense, scaleTensor, x.Dims, axis, "Scale"));
                 if (ctx.Input(3) is { } bias) ctx.SetOutput(2, SumToParameter(ctx, biasDense, bias, x.Dims, axis, "B"));
             }
