@@ -67,6 +67,7 @@ internal sealed class CompareKernel<TOp>(LegacyBroadcast? legacy) : Kernel where
         loop.Run(threads, (o, n, off) =>
         {
             int ia = off[0], ib = off[1];
+            if (SimdCompare.TryRun<T, TOp>(a.AsSpan(ia), sa, b.AsSpan(ib), sb, y.AsSpan(o, n))) return;
             for (int i = 0; i < n; i++, ia += sa, ib += sb) y[o + i] = TOp.Test(a[ia], b[ib]);
         });
     }
