@@ -1,0 +1,116 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Backprop.Onnx.Import;
+using Backprop.Onnx.Ops;
+using Backprop.Onnx.Tests.Support;
+using Backprop.Onnx.Training;
+
+namespace Backprop.Onnx.Tests.Benchmarks;
+
+/// <summary>
+/// CI smoke test of the benchmark commands that tools/bench/side_by_side.py parses: <c>bench</c> on W1 and
+/// <c>bench-gemm</c> run in-process (<c>Program.Main</c>, console redirected, so not in parallel) on tiny settings and
+/// print their machine-readable lines in the exact format, with positive numbers. Not timed: nothing asserts speed.
+/// </summary>
+[TestClass]
+[DoNotParallelize]
+public sealed partial class BenchSmokeTests
+{
+    private const string Number = @"[0-9]+(?:\.[0-9]+)?";
+
+    [GeneratedRegex(@"^bench: forward_ms=(?<f>" + Number + ") forward_backward_ms=(?<b>" + Number + ") step_ms=(?<s>" + Number + @") allocated_bytes_per_step=(?<a>[0-9]+)$")]
+    private static partial Regex BenchLine();
+
+    [GeneratedRegex(@"^gemm: m=(?<m>[0-9]+) n=(?<n>[0-9]+) k=(?<k>[0-9]+) ms=(?<ms>" + Number + ") gflops=(?<g>" + Number + ")$")]
+    private static partial Regex GemmLine();
+
+    [TestMethod]
+    public void Bench_OnW1_EndsWithTheMachineReadableLine()
+    {
+        string model = Path.Combine(TestPaths.OnnxModels, "bench", "w1_mlp", "model.onnx");
+        var (code, stdout, stderr) = RunCli("bench", model, "--warmup", "1", "--steps", "2", "--threads", "1");
+        if (code != 0 && MissingGradientRules(model) is { Length: > 0 } missing)
+            Assert.Inconclusive($"W1 cannot be trained yet: no gradient rule for {missing} ({stderr.Trim()})");
+        Assert.AreEqual(0, code, stderr);
+
+        string last = LastLine(stdout);
+        var match = BenchLine().Match(last);
+        Assert.IsTrue(match.Success, $"last line is not in the bench format: '{last}'");
+        foreach (var group in new[] { "f", "b", "s", "a" })
+            Assert.IsGreaterThan(0.0, double.Parse(match.Groups[group].Value, CultureInfo.InvariantCulture), $"{group} in '{last}'");
+    }
+
+    [TestMethod]
+    public void BenchGemm_PrintsOneLinePerSize()
+    {
+        var (code, stdout, stderr) = RunCli("bench-gemm", "--sizes", "64", "--repeat", "2");
+        Assert.AreEqual(0, code, stderr);
+        Assert.AreEqual("", stderr);
+
+        string last = LastLine(stdout);
+        var match = GemmLine().Match(last);
+        Assert.IsTrue(match.Success, $"last line is not in the gemm format: '{last}'");
+        foreach (var group in new[] { "m", "n", "k" }) Assert.AreEqual("64", match.Groups[group].Value, last);
+        Assert.IsGreaterThan(0.0, double.Parse(match.Groups["ms"].Value, CultureInfo.InvariantCulture), last);
+        Assert.IsGreaterThan(0.0, double.Parse(match.Groups["g"].Value, CultureInfo.InvariantCulture), last);
+        Assert.HasCount(1, stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.StartsWith("gemm:", StringComparison.Ordinal)), stdout);
+    }
+
+    [TestMethod]
+    public void BenchGemm_TransposedShapes_AreMarked()
+    {
+        var (code, stdout, stderr) = RunCli("bench-gemm", "--sizes", "", "--shapes", "3x5x7:tn,2x3x4", "--repeat", "1", "--threads", "2");
+        Assert.AreEqual(0, code, stderr);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.StartsWith("gemm:", StringComparison.Ordinal)).ToArray();
+        Assert.HasCount(2, lines, stdout);
+        Assert.StartsWith("gemm: m=3 n=5 k=7 ms=", lines[0]);
+        Assert.EndsWith(" trans=tn", lines[0].TrimEnd());
+        Assert.IsTrue(GemmLine().IsMatch(lines[1].TrimEnd()), lines[1]);
+    }
+
+    [TestMethod]
+    [DataRow("--sizes", "0")]
+    [DataRow("--shapes", "3x4")]
+    [DataRow("--shapes", "3x4x5:nx")]
+    [DataRow("--repeat", "0")]
+    public void BenchGemm_BadArguments_PrintOneLine_AndExitWith2(string option, string value)
+    {
+        string[] args = option == "--sizes" ? ["bench-gemm", option, value] : ["bench-gemm", "--sizes", "8", option, value];
+        var (code, stdout, stderr) = RunCli(args);
+        Assert.AreEqual(2, code, stdout);
+        Assert.StartsWith("error: ", stderr);
+        Assert.HasCount(1, stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries), stderr);
+    }
+
+    /// <summary>The op types of the model with its cross-entropy loss that have no gradient rule yet ("" when none).</summary>
+    private static string MissingGradientRules(string path)
+    {
+        var model = Losses.Attach(ModelImporter.Load(path), new LossOptions { Kind = LossKind.CrossEntropy, LabelName = "labels" });
+        var missing = model.Graph.Nodes
+            .Where(n => OpRegistry.TryFind(n, model.OpsetVersion(n.Domain) ?? 1, out _) is not { Gradient: not GradientState.NotImplemented })
+            .Select(n => n.OpType).Distinct().Order(StringComparer.Ordinal);
+        return string.Join(", ", missing);
+    }
+
+    private static string LastLine(string text) =>
+        text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd('\r')).LastOrDefault() ?? "";
+
+    private static (int ExitCode, string Out, string Err) RunCli(params string[] args)
+    {
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        using var stdout = new StringWriter(CultureInfo.InvariantCulture);
+        using var stderr = new StringWriter(CultureInfo.InvariantCulture);
+        Console.SetOut(stdout);
+        Console.SetError(stderr);
+        try
+        {
+            int code = Backprop.Onnx.Cli.Program.Main(args);
+            return (code, stdout.ToString(), stderr.ToString());
+        }
+        finally
+        {
+            Console.SetOut(oldOut);
+            Console.SetError(oldErr);
+        }
+    }
+}
