@@ -391,6 +391,8 @@ def main():
     parser.add_argument("--workloads", help="comma-separated names or prefixes (w1,w4); default all")
     parser.add_argument("--min-blas-gflops", type=float, default=MIN_BLAS_GFLOPS)
     parser.add_argument("--no-build", action="store_true", help="use the Release CLI as built")
+    parser.add_argument("--dotnet-tiered", action="store_true",
+                        help="keep .NET's tiered JIT for our runs (default: DOTNET_TieredCompilation=0, see README)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a workload row holds an error")
     parser.add_argument("--torch-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -417,11 +419,16 @@ def main():
         if not workloads:
             parser.error(f"no workload matches {args.workloads}")
 
+    start_load = os.getloadavg()[0]
     torch = import_torch()
     torch.set_num_threads(args.threads)
     lib, core, blas_gflops = check_blas(torch, args.threads, args.min_blas_gflops, args.smoke)
     if not args.no_build:
         build()
+    # With tiering, a method runs unoptimized (tier 0) for its first 30 calls: 5 warm-up steps leave `bench`'s first
+    # phase (forward) timing tier-0 kernels. Fully optimized code from the first call makes 5 warm-ups enough.
+    if not args.dotnet_tiered and "DOTNET_TieredCompilation" not in os.environ:
+        os.environ["DOTNET_TieredCompilation"] = "0"
 
     rows, failures = [], 0
     for w in workloads:
@@ -471,9 +478,11 @@ def main():
     load = os.getloadavg()
     print(f"# Backprop.Onnx vs PyTorch {torch.__version__} eager{' (--smoke)' if args.smoke else ''}")
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}")
-    print(f"{cpu}, {os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; threads {args.threads}; "
-          f"torch BLAS {os.path.realpath(lib)}{' (' + core + ')' if core else ''}, "
-          f"torch.mm 1024: {blas_gflops:.0f} GFLOP/s best of 10; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(default)')}")
+    print(f"machine: {cpu}, {os.cpu_count()} CPUs, load average (1 min) {start_load:.1f} at the start, "
+          f"{load[0]:.1f} at the end")
+    print(f"threads {args.threads}; torch BLAS {os.path.realpath(lib)}{' (' + core + ')' if core else ''}, torch.mm 1024: "
+          f"{blas_gflops:.0f} GFLOP/s (best of 10); OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(default)')}; "
+          f"DOTNET_TieredCompilation={os.environ.get('DOTNET_TieredCompilation', '(default)')}")
     print(f"medians of {args.steps} steps after {args.warmup} warm-up; peak RSS of {args.rss_steps}-step processes; "
           "ratios are ours/torch (above 1: we are slower); bwd/fwd = (fwd+bwd - fwd) / fwd")
     print()
