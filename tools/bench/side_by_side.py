@@ -103,27 +103,28 @@ def import_torch():
 
 
 def loaded_blas():
-    """The BLAS shared object this process loaded and, for OpenBLAS, the core it chose."""
-    libs = set()
+    """The libblas.so.3 this process loaded (resolved), and the core OpenBLAS chose when that is OpenBLAS.
+
+    Debian's torch links libblas.so.3 (the alternative decides which BLAS that is); liblapack.so.3 may load
+    libopenblas.so.0 next to a reference libblas.so.3, so the mere presence of OpenBLAS in the process proves nothing."""
+    mapped = set()
     try:
         with open("/proc/self/maps") as maps:
-            for line in maps:
-                path = line.split()[-1]
-                if re.search(r"lib(open)?blas", os.path.basename(path)):
-                    libs.add(path)
+            mapped = {line.split()[-1] for line in maps if "/" in line}
     except OSError:
         pass
-    lib = next((l for l in sorted(libs) if "openblas" in l), next(iter(sorted(libs)), "unknown"))
+    blas = next((os.path.realpath(p) for p in sorted(mapped) if os.path.basename(p).startswith("libblas.so")), "unknown")
     core = ""
-    if "openblas" in lib:
+    openblas = next((p for p in sorted(mapped) if os.path.basename(p).startswith("libopenblas")), None)
+    if "openblas" in blas and openblas:
         try:
             import ctypes
-            so = ctypes.CDLL(lib)
+            so = ctypes.CDLL(openblas)
             so.openblas_get_corename.restype = ctypes.c_char_p
             core = so.openblas_get_corename().decode()
         except (OSError, AttributeError):
             pass
-    return lib, core
+    return blas, core
 
 
 def time_call(fn, repeat, min_run_s=1e-3):
@@ -157,7 +158,7 @@ def check_blas(torch, threads, minimum, smoke):
     median_gf, best_gf = torch_gemm_gflops(torch, 1024, 1024, 1024, "nn", 10)
     core_text = f", core {core}" if core else ""
     log(f"torch.mm 1024x1024x1024 on {threads} threads: best {best_gf:.1f}, median {median_gf:.1f} GFLOP/s "
-        f"({os.path.basename(lib)}{core_text})")
+        f"({lib}{core_text})")
     if best_gf >= minimum:
         return lib, core, best_gf
     load = os.getloadavg()[0]
@@ -172,7 +173,7 @@ def check_blas(torch, threads, minimum, smoke):
                 "its AVX-512 kernels:",
                 "    OPENBLAS_CORETYPE=SkylakeX /usr/bin/python3 tools/bench/side_by_side.py"]
     if "openblas" in lib:
-        lines += ["  OpenBLAS is loaded."] + coretype + ["  If that does not help, check the alternative (as root):"] + setup
+        lines += ["  libblas.so.3 is OpenBLAS already."] + coretype + ["  If that does not help, check the alternative (as root):"] + setup
     else:
         lines += ["  Debian's python3-torch links libblas.so.3, which is the reference BLAS until you switch it. "
                   "As root:"] + setup + coretype
@@ -357,6 +358,7 @@ def ratio(a, b):
 
 
 def markdown(header, rows):
+    rows = [[str(c).replace("|", "\\|") for c in r] for r in rows]
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in rows])
@@ -365,8 +367,9 @@ def markdown(header, rows):
 def workload_row(name, ours, torch_r, rss_ours, rss_torch):
     o, t = ours, torch_r
     slash = lambda d: " / ".join(fmt(d.get(k)) for k in ("fwd", "fwdbwd", "step"))
-    ours_cell = o["error"] if "error" in o else slash(o)
-    torch_cell = t["error"] if "error" in t else slash(t)
+    short = lambda text: text if len(text) <= 110 else text[:109] + "…"
+    ours_cell = short(o["error"]) if "error" in o else slash(o)
+    torch_cell = short(t["error"]) if "error" in t else slash(t)
     ok = "error" not in o and "error" not in t
     ratios = " / ".join(fmt(ratio(o.get(k), t.get(k))) for k in ("fwd", "fwdbwd", "step")) if ok else "-"
     bwd = lambda d: None if "error" in d else ratio(d["fwdbwd"] - d["fwd"], d["fwd"])
@@ -480,7 +483,7 @@ def main():
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}")
     print(f"machine: {cpu}, {os.cpu_count()} CPUs, load average (1 min) {start_load:.1f} at the start, "
           f"{load[0]:.1f} at the end")
-    print(f"threads {args.threads}; torch BLAS {os.path.realpath(lib)}{' (' + core + ')' if core else ''}, torch.mm 1024: "
+    print(f"threads {args.threads}; torch BLAS {lib}{' (' + core + ')' if core else ''}, torch.mm 1024: "
           f"{blas_gflops:.0f} GFLOP/s (best of 10); OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(default)')}; "
           f"DOTNET_TieredCompilation={os.environ.get('DOTNET_TieredCompilation', '(default)')}")
     print(f"medians of {args.steps} steps after {args.warmup} warm-up; peak RSS of {args.rss_steps}-step processes; "
