@@ -141,21 +141,7 @@ internal sealed class BackwardBuilder
     /// <summary>The result model: the forward graph, seed inputs, the pruned backward nodes, gradient outputs.</summary>
     private OnnxModel Assemble(List<ValueInfo> seedInputs, List<ValueInfo> gradOutputs)
     {
-        var src = _a.Model;
         var g = _a.Graph;
-        var model = new OnnxModel
-        {
-            IrVersion = src.IrVersion,
-            ProducerName = src.ProducerName,
-            ProducerVersion = src.ProducerVersion,
-            Domain = src.Domain,
-            ModelVersion = src.ModelVersion,
-            DocString = src.DocString,
-            SourcePath = src.SourcePath,
-        };
-        model.OpsetImports.AddRange(src.OpsetImports);
-        model.MetadataProps.AddRange(src.MetadataProps);
-        model.Functions.AddRange(src.Functions);
         var graph = new Graph { Name = g.Name, DocString = g.DocString };
         graph.Inputs.AddRange(g.Inputs);
         graph.Inputs.AddRange(seedInputs);
@@ -177,9 +163,10 @@ internal sealed class BackwardBuilder
         }
         kept.Reverse();
         graph.Nodes.AddRange(kept);
+        var model = ModelCopy.WithGraph(_a.Model, graph);
+        model.TrainingInfo.Clear();
         if (kept.Any(n => n.Domain == OpRegistry.BackpropDomain) && model.OpsetVersion(OpRegistry.BackpropDomain) is null)
             model.OpsetImports.Add(new OpsetImport(OpRegistry.BackpropDomain, 1));
-        model.Graph = graph;
         return model;
     }
 }

@@ -18,7 +18,7 @@ internal static class GradientOpLowering
     /// <exception cref="UnsupportedOperatorException">A Gradient node's attributes are malformed or use <c>zs</c>.</exception>
     public static OnnxModel Lower(OnnxModel model)
     {
-        var result = Training.ModelCopy.Shallow(model);
+        var result = ModelCopy.Shallow(model);
         var g = result.Graph;
         var names = new HashSet<string>(g.Nodes.SelectMany(n => n.Outputs).Concat(g.Nodes.Select(n => n.Name)).Concat(g.Inputs.Select(v => v.Name)).Concat(g.Initializers.Keys), StringComparer.Ordinal);
         long version = model.OpsetVersion(OpRegistry.TrainingDomain) ?? 1;
@@ -34,7 +34,7 @@ internal static class GradientOpLowering
             if (node.Outputs.Count != xs.Length) throw new UnsupportedOperatorException("Gradient", node.Domain, version, node.Name, $"{xs.Length} xs but {node.Outputs.Count} outputs");
 
             // The forward computation: every node but Gradient nodes, differentiated at y with respect to xs.
-            var forward = Training.ModelCopy.Shallow(model);
+            var forward = ModelCopy.Shallow(model);
             forward.Graph.Nodes.RemoveAll(IsGradient);
             forward.Graph.Outputs.Clear();
             forward.Graph.Outputs.Add(new ValueInfo(y, DataType.Undefined, null));

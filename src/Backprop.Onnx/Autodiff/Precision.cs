@@ -12,19 +12,8 @@ public static class Precision
     /// <summary>A float64 copy of <paramref name="model"/> (the original is not modified).</summary>
     public static OnnxModel ToDouble(OnnxModel model)
     {
-        var result = new OnnxModel
-        {
-            IrVersion = model.IrVersion,
-            ProducerName = model.ProducerName,
-            ProducerVersion = model.ProducerVersion,
-            Domain = model.Domain,
-            ModelVersion = model.ModelVersion,
-            DocString = model.DocString,
-            SourcePath = model.SourcePath,
-            Graph = Convert(model.Graph),
-        };
-        result.OpsetImports.AddRange(model.OpsetImports);
-        result.MetadataProps.AddRange(model.MetadataProps);
+        var result = ModelCopy.WithGraph(model, Convert(model.Graph));
+        result.Functions.Clear();
         return result;
     }
 

@@ -46,7 +46,8 @@ public static class ModelExporter
     /// <summary>
     /// Writes the model to <paramref name="path"/> atomically: the bytes go to a temporary file in the same folder, which
     /// then replaces the target, so a crash never leaves a half-written model. Over 2 GB of tensors, tensors of at least
-    /// <see cref="ExternalTensorMinBytes"/> bytes go to <c>&lt;file name&gt;.data</c> beside the model (also written atomically).
+    /// <see cref="ExternalTensorMinBytes"/> bytes go to <c>&lt;file name&gt;.&lt;id&gt;.data</c> beside the model, written before the model
+    /// and under a fresh name, so the previous model and its data stay intact until the model file is replaced.
     /// </summary>
     /// <param name="model">The model to write.</param>
     /// <param name="path">Target file; its folder must exist.</param>
@@ -59,15 +60,27 @@ public static class ModelExporter
             AtomicFile.Write(full, stream => ToProto(model).WriteTo(stream));
             return;
         }
-        string dataName = Path.GetFileName(full) + ".data";
-        string dataPath = Path.Combine(Path.GetDirectoryName(full)!, dataName);
+        // The data goes to a file of a fresh name, so the previous model keeps pointing at its own data until the
+        // model file itself is replaced; then the data files of earlier saves are removed.
+        string dir = Path.GetDirectoryName(full)!;
+        string dataName = $"{Path.GetFileName(full)}.{Guid.NewGuid().ToString("N")[..8]}.data";
         ModelProto? proto = null;
-        AtomicFile.Write(dataPath, dataStream =>
+        AtomicFile.Write(Path.Combine(dir, dataName), dataStream =>
         {
             var sink = new ExternalSink(dataName, dataStream);
             proto = ToProto(model, sink);
         });
-        AtomicFile.Write(full, stream => proto!.WriteTo(stream));
+        try
+        {
+            AtomicFile.Write(full, stream => proto!.WriteTo(stream));
+        }
+        catch
+        {
+            File.Delete(Path.Combine(dir, dataName));
+            throw;
+        }
+        foreach (var old in Directory.EnumerateFiles(dir, Path.GetFileName(full) + ".????????.data"))
+            if (Path.GetFileName(old) != dataName) File.Delete(old);
     }
 
     private static long EstimateTensorBytes(Graph g)

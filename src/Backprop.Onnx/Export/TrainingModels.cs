@@ -38,7 +38,9 @@ public static class TrainingModels
                 .Where(n => !patterns.Any(p => System.IO.Enumeration.FileSystemName.MatchesSimpleExpression(p, n, ignoreCase: false))).ToList();
             var probe = new GradientOptions { Outputs = { loss.LossName } };
             foreach (var c in candidates) probe.Wrt.Add(c);
-            var unreachable = ReverseMode.Analyze(lossModel, probe).Issues.Where(i => i.Kind == DifferentiabilityIssueKind.Unreachable).Select(i => i.Value).ToHashSet();
+            var report = ReverseMode.Analyze(lossModel, probe);
+            if (!report.IsDifferentiable) throw new DifferentiationException(report);
+            var unreachable = report.Issues.Where(i => i.Kind == DifferentiabilityIssueKind.Unreachable).Select(i => i.Value).ToHashSet();
             requested = [.. candidates.Where(c => !unreachable.Contains(c))];
         }
         foreach (var w in requested) options.Wrt.Add(w);

@@ -90,7 +90,7 @@ public static class ModelImporter
 
     private sealed class GraphReader(string source, TensorDecoder tensors)
     {
-        public Graph Read(GraphProto g, HashSet<string>? outerScope, string path)
+        public Graph Read(GraphProto g, Scope? outerScope, string path)
         {
             var graph = new Graph { Name = g.Name, DocString = g.DocString };
             string where = string.IsNullOrEmpty(g.Name) ? path : $"{path} '{g.Name}'";
@@ -125,8 +125,8 @@ public static class ModelImporter
             foreach (var v in g.Output) graph.Outputs.Add(ReadValueInfo(v, $"{where}: output"));
             foreach (var v in g.ValueInfo) graph.ValueInfos.Add(ReadValueInfo(v, $"{where}: value_info"));
 
-            var scope = new HashSet<string>(defined, StringComparer.Ordinal);
-            if (outerScope is not null) scope.UnionWith(outerScope);
+            var names = new HashSet<string>(defined, StringComparer.Ordinal);
+            var scope = new Scope(names, outerScope);
             var producedBy = new Dictionary<string, int>(StringComparer.Ordinal);
             for (int i = 0; i < g.Node.Count; i++)
             {
@@ -139,7 +139,7 @@ public static class ModelImporter
                     producedBy[o] = i;
                 }
             }
-            scope.UnionWith(producedBy.Keys);
+            names.UnionWith(producedBy.Keys);
 
             for (int i = 0; i < g.Node.Count; i++)
             {
@@ -163,6 +163,15 @@ public static class ModelImporter
             }
             CheckAcyclic(g, producedBy, where);
             return graph;
+        }
+
+        /// <summary>
+        /// The names visible in a graph: its own values, then those of the graphs around it. Linked rather than copied,
+        /// so that a model with many subgraphs imports in linear time (each copy of the outer names made it quadratic).
+        /// </summary>
+        public sealed class Scope(HashSet<string> names, Scope? outer)
+        {
+            public bool Contains(string name) => names.Contains(name) || (outer is not null && outer.Contains(name));
         }
 
         private static string Describe(NodeProto n, int index) =>
@@ -227,7 +236,7 @@ public static class ModelImporter
             return info;
         }
 
-        private OnnxAttribute ReadAttribute(AttributeProto a, string where, HashSet<string> scope)
+        private OnnxAttribute ReadAttribute(AttributeProto a, string where, Scope scope)
         {
             if (string.IsNullOrEmpty(a.Name)) throw Fail(where, "attribute has no name");
             var type = a.HasType ? (AttributeType)a.Type : InferType(a);

@@ -89,6 +89,18 @@ internal sealed class WindowAttributes
     }
 
     /// <summary>
+    /// The padding of SAME_UPPER / SAME_LOWER along one axis: the output has ⌈in / stride⌉ positions and the total padding
+    /// they need is split evenly, the odd element at the end (UPPER) or the beginning (LOWER).
+    /// </summary>
+    public static (int Begin, int End) SamePadding(int input, int kernel, int stride, int dilation, bool upper)
+    {
+        int dk = (kernel - 1) * dilation + 1, o = (input + stride - 1) / stride;
+        int total = Math.Max(0, (o - 1) * stride + dk - input);
+        int begin = upper ? total / 2 : total - total / 2;
+        return (begin, total - begin);
+    }
+
+    /// <summary>
     /// Output size and padding of a convolution or pooling window along each spatial axis: explicit pads give
     /// ⌊(in + pads − dilated kernel) / stride⌋ + 1 (⌈…⌉ with <paramref name="ceilMode"/>, dropping a last window that
     /// would start in the end padding, as PyTorch does); SAME_UPPER/SAME_LOWER give ⌈in / stride⌉ with the total padding
@@ -106,11 +118,8 @@ internal sealed class WindowAttributes
             int dk = (kernel[d] - 1) * dilations[d] + 1, s = strides[d], n = input[d];
             if (AutoPad is "SAME_UPPER" or "SAME_LOWER")
             {
-                int o = (n + s - 1) / s;
-                int total = Math.Max(0, (o - 1) * s + dk - n);
-                begin[d] = AutoPad == "SAME_UPPER" ? total / 2 : total - total / 2;
-                end[d] = total - begin[d];
-                output[d] = o;
+                (begin[d], end[d]) = SamePadding(n, kernel[d], s, dilations[d], AutoPad == "SAME_UPPER");
+                output[d] = (n + s - 1) / s;
                 continue;
             }
             if (AutoPad == "NOTSET" && Pads is not null)

@@ -37,7 +37,7 @@ internal static partial class ConvOps
             var kernel = window.Kernel(ctx, rank, w.Dims.AsSpan(2));
             var strides = window.StridesFor(ctx, rank);
             var dilations = window.DilationsFor(ctx, rank);
-            var (output, begin) = TransposeGeometry(ctx, window, x.Dims[2..], kernel, strides, dilations, outputPadding, outputShape);
+            var (output, begin, _) = TransposeGeometry(ctx.Invalid, window, x.Dims[2..], kernel, strides, dilations, outputPadding, outputShape);
             // Roles swap relative to Conv: the "input" grid of the shape is Y's, the positions grid X's.
             var shape = new ConvShape(n, m, c, (int)group, output, kernel, x.Dims[2..], strides, dilations, begin);
             var y = ctx.Allocate(x.ElementType, [n, m, .. output]);
@@ -47,17 +47,18 @@ internal static partial class ConvOps
         });
     }
 
-    /// <summary>Output spatial shape and begin padding of ConvTranspose (the spec's formulas, per axis).</summary>
-    private static (int[] Output, int[] PadBegin) TransposeGeometry(KernelContext ctx, WindowAttributes window, int[] input, int[] kernel, int[] strides, int[] dilations,
-        long[]? outputPadding, long[]? outputShape)
+    /// <summary>Output spatial shape and begin/end padding of ConvTranspose (the spec's formulas, per axis); problems go to <paramref name="error"/>.</summary>
+    internal static (int[] Output, int[] PadBegin, int[] PadEnd) TransposeGeometry(Func<string, Exception> error, WindowAttributes window, int[] input, int[] kernel,
+        int[] strides, int[] dilations, long[]? outputPadding, long[]? outputShape)
     {
         int rank = input.Length;
-        if (outputPadding is not null && outputPadding.Length != rank) throw ctx.Invalid($"output_padding has {outputPadding.Length} values for {rank} spatial axes");
+        if (outputPadding is not null && outputPadding.Length != rank) throw error($"output_padding has {outputPadding.Length} values for {rank} spatial axes");
         if (outputShape is not null && outputShape.Length != rank && outputShape.Length != rank + 2)
-            throw ctx.Invalid($"output_shape has {outputShape.Length} values for {rank} spatial axes");
-        if (window.Pads is not null && window.Pads.Length != 2 * rank) throw ctx.Invalid($"pads has {window.Pads.Length} values for {rank} spatial axes");
+            throw error($"output_shape has {outputShape.Length} values for {rank} spatial axes");
+        if (window.Pads is not null && window.Pads.Length != 2 * rank) throw error($"pads has {window.Pads.Length} values for {rank} spatial axes");
         var output = new int[rank];
         var begin = new int[rank];
+        var end = new int[rank];
         bool same = window.AutoPad is "SAME_UPPER" or "SAME_LOWER";
         for (int d = 0; d < rank; d++)
         {
@@ -75,13 +76,15 @@ internal static partial class ConvOps
             }
             else
             {
-                if (window.AutoPad == "NOTSET" && window.Pads is not null) begin[d] = window.Pads[d];
-                long size = full - begin[d] - (window.AutoPad == "NOTSET" && window.Pads is not null ? window.Pads[rank + d] : 0);
-                if (size < 0) throw ctx.Invalid($"axis {d}: negative output size {size}");
+                bool explicitPads = window.AutoPad == "NOTSET" && window.Pads is not null;
+                begin[d] = explicitPads ? window.Pads![d] : 0;
+                long size = full - begin[d] - (explicitPads ? window.Pads![rank + d] : 0);
+                if (size < 0) throw error($"axis {d}: negative output size {size}");
                 output[d] = (int)size;
             }
+            end[d] = (int)(full - begin[d] - output[d]);
         }
-        return (output, begin);
+        return (output, begin, end);
     }
 
     /// <summary>

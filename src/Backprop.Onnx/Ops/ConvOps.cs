@@ -14,10 +14,17 @@ internal static partial class ConvOps
     public static void Register(List<OpDefinition> ops)
     {
         // Conv (ONNX spec "Conv", versions 1, 11): Y[n, m] = Σ_c W[m, c] ⋆ X[n, g·C/G + c] + B[m] per group g.
-        ops.Add(new OpDefinition("Conv", CreateConv));
+        ops.Add(new OpDefinition("Conv", CreateConv) { Vjp = ConvVjp });
 
         // ConvTranspose (ONNX spec "ConvTranspose", versions 1, 11): the adjoint of Conv in X (col2im of Wᵀ·X) + B.
-        ops.Add(new OpDefinition("ConvTranspose", CreateConvTranspose));
+        ops.Add(new OpDefinition("ConvTranspose", CreateConvTranspose) { Vjp = ConvTransposeVjp });
+
+        // ConvGrad(dY, X, W) → (dX, dW, dB) of our domain: Conv's gradients (see ConvVjp), with a standard-op form for export.
+        ops.Add(new OpDefinition("ConvGrad", CreateConvGrad, OpRegistry.BackpropDomain)
+        {
+            InferTypes = op => [op.InputType(0), op.InputType(0), op.InputType(0)],
+            StandardOps = ConvGradStandard,
+        });
 
         // ConvInteger (ONNX spec "ConvInteger", version 10): Conv of (x − x_zero_point) and (w − w_zero_point) in int32.
         ops.Add(new OpDefinition("ConvInteger", CreateConvInteger, minVersion: 10)
@@ -65,22 +72,28 @@ internal static partial class ConvOps
     /// <summary>Conv of float or double tensors: X (N, C, D…), W (M, C/group, k…), optional B (M).</summary>
     internal static OnnxTensor Conv(KernelContext ctx, WindowAttributes window, int group, OnnxTensor x, OnnxTensor w, OnnxTensor? b)
     {
+        var shape = ResolveConv(ctx, window, group, x, w);
+        if (b is not null && (b.Rank != 1 || b.Dims[0] != shape.M)) throw ctx.Invalid($"bias of shape [{string.Join(',', b.Dims)}], expected [{shape.M}]");
+        var y = ctx.Allocate(x.ElementType, [shape.N, shape.M, .. shape.Output]);
+        if (x.ElementType == DataType.Float) ConvForward((float[])x.Buffer, (float[])w.Buffer, (float[]?)b?.Buffer, (float[])y.Buffer, shape, ctx.Options.Threads);
+        else ConvForward((double[])x.Buffer, (double[])w.Buffer, (double[]?)b?.Buffer, (double[])y.Buffer, shape, ctx.Options.Threads);
+        return y;
+    }
+
+    /// <summary>The shapes of a convolution of X (N, C, D…) with W (M, C/group, k…), checked against each other.</summary>
+    internal static ConvShape ResolveConv(KernelContext ctx, WindowAttributes window, int group, OnnxTensor x, OnnxTensor w)
+    {
         int rank = x.Rank - 2;
         if (rank < 1) throw ctx.Invalid($"Conv input of rank {x.Rank}; expected (N, C, D1, …)");
         if (w.Rank != x.Rank) throw ctx.Invalid($"weights of rank {w.Rank} for an input of rank {x.Rank}");
         int n = x.Dims[0], c = x.Dims[1], m = w.Dims[0];
         if (c != w.Dims[1] * group) throw ctx.Invalid($"input has {c} channels; weights expect {w.Dims[1]} × group {group}");
         if (m % group != 0) throw ctx.Invalid($"{m} output channels do not split into {group} groups");
-        if (b is not null && (b.Rank != 1 || b.Dims[0] != m)) throw ctx.Invalid($"bias of shape [{string.Join(',', b.Dims)}], expected [{m}]");
         var kernel = window.Kernel(ctx, rank, w.Dims.AsSpan(2));
         var strides = window.StridesFor(ctx, rank);
         var dilations = window.DilationsFor(ctx, rank);
         var (output, begin, _) = window.Forward(ctx, x.Dims.AsSpan(2), kernel, strides, dilations, ceilMode: false);
-        var shape = new ConvShape(n, c, m, group, x.Dims[2..], kernel, output, strides, dilations, begin);
-        var y = ctx.Allocate(x.ElementType, [n, m, .. output]);
-        if (x.ElementType == DataType.Float) ConvForward((float[])x.Buffer, (float[])w.Buffer, (float[]?)b?.Buffer, (float[])y.Buffer, shape, ctx.Options.Threads);
-        else ConvForward((double[])x.Buffer, (double[])w.Buffer, (double[]?)b?.Buffer, (double[])y.Buffer, shape, ctx.Options.Threads);
-        return y;
+        return new ConvShape(n, c, m, group, x.Dims[2..], kernel, output, strides, dilations, begin);
     }
 
     /// <summary>

@@ -17,21 +17,66 @@ internal static class DropoutOps
             ? [op.InputType(0), op.OpsetVersion >= 10 ? DataType.Bool : op.InputType(0)]
             : [op.InputType(0)],
         DifferentiableInputs = [0],
+        Vjp = DropoutVjp,
     };
 
     /// <summary>
-    /// Whether the node runs in training mode at this call: the training_mode input (opset 12+) when present,
-    /// is_test=1 (before opset 7) forces inference, otherwise <see cref="ExecutionOptions.TrainingMode"/>.
+    /// Dropout VJP: dX = dY in inference mode; dY ⊙ mask / (1 - ratio) in training mode (PyTorch derivatives.yaml:
+    /// native_dropout → native_dropout_backward). The mode is decided at run time exactly as the forward kernel decides it,
+    /// so the rule emits DropoutGrad(dY, mask, ratio, training_mode) with the forward's ratio and is_test attributes.
+    /// Standard-op body: Mul(dY, Mul(Cast(mask, T), 1/(1 - ratio))) in training, Identity otherwise.
     /// </summary>
-    internal static bool IsTraining(KernelContext ctx, long opset)
+    private static readonly Autodiff.VjpRule DropoutVjp = ctx =>
     {
-        if (opset >= 12 && ctx.Input(2) is { } mode)
+        var attrs = new List<OnnxAttribute>();
+        foreach (var name in new[] { "ratio", "is_test" }) if (ctx.Node.FindAttribute(name) is { } a) attrs.Add(a);
+        bool inputs = ctx.OpsetVersion >= 12;
+        string mask = ctx.Output(1);
+        return [ctx.Emit.Custom("DropoutGrad", [ctx.OutputGrad(0)!, mask, inputs && ctx.HasInput(1) ? ctx.Input(1) : "", inputs && ctx.HasInput(2) ? ctx.Input(2) : ""], [.. attrs])];
+    };
+
+    /// <summary>DropoutGrad(dY, mask?, ratio?, training_mode?) with attributes ratio and is_test → dX.</summary>
+    public static OpDefinition GradDefinition() => new("DropoutGrad", CreateGrad, OpRegistry.BackpropDomain)
+    {
+        InferTypes = op => [op.InputType(0)],
+    };
+
+    private static Kernel CreateGrad(OpContext op)
+    {
+        double ratioAttribute = op.Node.GetFloat("ratio", 0.5f);
+        bool isTest = op.Node.GetInt("is_test", 0) != 0;
+        return new LambdaKernel(ctx =>
         {
-            if (mode.ElementType != DataType.Bool || mode.ElementCount != 1) throw ctx.Invalid("training_mode must be a bool scalar");
-            return mode.AsSpan<bool>()[0];
+            var dy = ctx.RequiredInput(0);
+            double ratio = ctx.Input(2) is { } r ? r.GetDouble(0) : ratioAttribute;
+            bool training = IsTraining(ctx, ctx.Input(3), isTest);
+            if (!training || ratio == 0) { ctx.SetOutput(0, dy); return; }
+            var mask = ctx.Input(1) ?? throw op.Unsupported("the gradient of training-mode dropout needs the forward node's mask output; give the Dropout node a second output");
+            if (mask.ElementCount != dy.ElementCount) throw ctx.Invalid("mask and dY differ in size");
+            var dx = ctx.Allocate(dy.ElementType, dy.Shape);
+            double scale = 1 / (1 - ratio);
+            switch (dy.ElementType)
+            {
+                case DataType.Float: MaskedScale(dy.AsSpan<float>(), mask, dx.AsSpan<float>(), (float)scale); break;
+                case DataType.Double: MaskedScale(dy.AsSpan<double>(), mask, dx.AsSpan<double>(), scale); break;
+                default: throw op.Unsupported($"dropout gradient of {DataTypes.OnnxName(dy.ElementType)}");
+            }
+            ctx.SetOutput(0, dx);
+        });
+    }
+
+    /// <summary>
+    /// Whether Dropout (and its gradient) runs in training mode at this call: the training_mode input (opset 12+) when
+    /// present; else inference if is_test=1 (before opset 7); else <see cref="ExecutionOptions.TrainingMode"/>.
+    /// </summary>
+    internal static bool IsTraining(KernelContext ctx, OnnxTensor? trainingMode, bool isTest)
+    {
+        if (trainingMode is not null)
+        {
+            if (trainingMode.ElementType != DataType.Bool || trainingMode.ElementCount != 1) throw ctx.Invalid("training_mode must be a bool scalar");
+            return trainingMode.AsSpan<bool>()[0];
         }
-        if (opset < 7 && ctx.Node.GetInt("is_test", 0) != 0) return false;
-        return ctx.Options.TrainingMode;
+        return !isTest && ctx.Options.TrainingMode;
     }
 
     private static Kernel Create(OpContext op)
@@ -40,6 +85,7 @@ internal static class DropoutOps
         float ratioAttribute = op.Node.GetFloat("ratio", 0.5f);
         if (v >= 12 && op.Node.HasAttribute("ratio")) throw op.Unsupported("'ratio' is an input from opset 12, not an attribute");
         bool hasSeed = op.Node.HasAttribute("seed");
+        bool isTest = v < 7 && op.Node.GetInt("is_test", 0) != 0;
         var maskType = v >= 10 ? DataType.Bool : op.InputType(0);
         return new LambdaKernel(ctx =>
         {
@@ -50,7 +96,7 @@ internal static class DropoutOps
                 if (r.ElementCount != 1 || !DataTypes.IsFloatingPoint(r.ElementType)) throw ctx.Invalid("ratio must be a floating-point scalar");
                 ratio = r.GetDouble(0);
             }
-            bool training = IsTraining(ctx, v);
+            bool training = IsTraining(ctx, v >= 12 ? ctx.Input(2) : null, isTest);
             if (!training || ratio == 0)
             {
                 ctx.SetOutput(0, x);
@@ -76,6 +122,17 @@ internal static class DropoutOps
             ctx.SetOutput(0, y);
             if (ctx.IsOutputUsed(1)) ctx.SetOutput(1, Mask(ctx, keep, maskType == DataType.Bool ? DataType.Bool : x.ElementType, x.Dims));
         });
+    }
+
+    private static void MaskedScale<T>(ReadOnlySpan<T> dy, OnnxTensor mask, Span<T> dx, T scale) where T : System.Numerics.INumber<T>
+    {
+        if (mask.ElementType == DataType.Bool)
+        {
+            var m = mask.AsSpan<bool>();
+            for (int i = 0; i < dx.Length; i++) dx[i] = m[i] ? dy[i] * scale : T.Zero;
+            return;
+        }
+        for (int i = 0; i < dx.Length; i++) dx[i] = mask.GetDouble(i) != 0 ? dy[i] * scale : T.Zero;
     }
 
     private static void Apply<T>(ReadOnlySpan<T> x, Span<T> y, bool[] keep, T scale) where T : System.Numerics.INumber<T>

@@ -20,8 +20,10 @@ internal interface IBinaryOp
 
 /// <summary>
 /// Broadcasting before opset 7 (the <c>broadcast</c> and <c>axis</c> attributes of Add-6, Mul-6, And-1, Equal-1, …):
-/// with broadcast=0 the shapes must be equal; with broadcast=1 B is broadcast to A's shape, B's dimensions matching A's
-/// from <c>axis</c> on (default: A's trailing dimensions).
+/// with broadcast=1 B is broadcast to A's shape, B's dimensions matching A's from <c>axis</c> on (default: A's trailing
+/// dimensions). With broadcast=0 the spec requires equal shapes; shapes that differ are broadcast multidirectionally
+/// instead of being refused, which changes nothing for valid models and lets the backward nodes the autodiff pass emits
+/// into an opset-6 graph (e.g. a scalar times a tensor) run.
 /// </summary>
 internal sealed record LegacyBroadcast(bool Enabled, long? Axis)
 {
@@ -33,11 +35,7 @@ internal sealed record LegacyBroadcast(bool Enabled, long? Axis)
     public BroadcastLoop Plan(KernelContext ctx, int[] a, int[] b)
     {
         string Text(int[] s) => "[" + string.Join(',', s) + "]";
-        if (!Enabled)
-        {
-            if (!a.AsSpan().SequenceEqual(b)) throw ctx.Invalid($"shapes {Text(a)} and {Text(b)} differ and the broadcast attribute is 0");
-            return new BroadcastLoop(a, a, b);
-        }
+        if (!Enabled) return BroadcastLoop.Of(ctx, a, b);
         var shapeB = b;
         if (Axis is long axis)
         {

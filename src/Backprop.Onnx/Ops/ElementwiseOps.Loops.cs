@@ -128,12 +128,13 @@ internal sealed class BroadcastLoop
 internal static class Parallelism
 {
     /// <summary>
-    /// Calls <paramref name="body"/>(start, end) over [0, <paramref name="count"/>) in at most <paramref name="threads"/>
+    /// Calls <paramref name="body"/>(start, end) over [0, <paramref name="count"/>) (not at all when empty) in at most <paramref name="threads"/>
     /// chunks of at least <see cref="BroadcastLoop.ParallelGrain"/> elements; the chunking depends only on the count and the
     /// thread count, so results are deterministic.
     /// </summary>
     public static void For(int count, int threads, Action<int, int> body)
     {
+        if (count == 0) return; // (some TensorPrimitives functions reject empty spans)
         int chunks = (int)Math.Min(Math.Max(1, threads), Math.Max(1L, count / BroadcastLoop.ParallelGrain));
         if (chunks <= 1)
         {

@@ -1,5 +1,4 @@
-using Backprop.Onnx.IR;
-using Backprop.Onnx.Runtime;
+using Backprop.Onnx.Autodiff;
 using static Backprop.Onnx.Ops.Elementwise;
 using K = Backprop.Onnx.Ops.FloatPrimitive.Kind;
 
@@ -9,14 +8,15 @@ namespace Backprop.Onnx.Ops;
 /// Elementwise math, comparison, logic, selection and cast ops (ONNX operator spec, sections of the same names). Binary
 /// ops broadcast multidirectionally (ONNX docs/Broadcasting.md), or by the <c>broadcast</c>/<c>axis</c> attributes below
 /// opset 7 (<see cref="LegacyBroadcast"/>). Kernels cover float, double and float16, and the integer and bool types the
-/// spec allows for each op.
+/// spec allows for each op. Gradient rules follow PyTorch's tools/autograd/derivatives.yaml (g is the cotangent of the
+/// output y, x the input).
 /// </summary>
 internal static partial class ElementwiseOps
 {
     public static void Register(List<OpDefinition> ops)
     {
         RegisterUnary(ops);
-        RegisterBinary(ops);
+        RegisterArithmetic(ops);
         RegisterLogic(ops);
         RegisterOthers(ops);
     }
@@ -24,137 +24,111 @@ internal static partial class ElementwiseOps
     /// <summary>Unary math: Abs, Neg, Sign, Exp, Log, Sqrt, Reciprocal, the trigonometric and hyperbolic functions and their inverses, Ceil, Floor, Round, Erf.</summary>
     private static void RegisterUnary(List<OpDefinition> ops)
     {
-        ops.Add(new OpDefinition("Abs", Unary(new AbsMap())));
-        ops.Add(new OpDefinition("Neg", Unary(new NegMap())));
-        ops.Add(new OpDefinition("Sign", Unary(new SignMap()), minVersion: 9));
-        ops.Add(new OpDefinition("Exp", Unary(new FloatPrimitive(K.Exp))));
-        ops.Add(new OpDefinition("Log", Unary(new FloatPrimitive(K.Log))));
-        ops.Add(new OpDefinition("Sqrt", Unary(new FloatPrimitive(K.Sqrt))));
-        ops.Add(new OpDefinition("Reciprocal", Unary(new FloatPrimitive(K.Reciprocal))));
-        ops.Add(new OpDefinition("Sin", Unary(new FloatPrimitive(K.Sin)), minVersion: 7));
-        ops.Add(new OpDefinition("Cos", Unary(new FloatPrimitive(K.Cos)), minVersion: 7));
-        ops.Add(new OpDefinition("Tan", Unary(new FloatPrimitive(K.Tan)), minVersion: 7));
-        ops.Add(new OpDefinition("Asin", Unary(new FloatPrimitive(K.Asin)), minVersion: 7));
-        ops.Add(new OpDefinition("Acos", Unary(new FloatPrimitive(K.Acos)), minVersion: 7));
-        ops.Add(new OpDefinition("Atan", Unary(new FloatPrimitive(K.Atan)), minVersion: 7));
-        ops.Add(new OpDefinition("Sinh", Unary(new FloatPrimitive(K.Sinh)), minVersion: 9));
-        ops.Add(new OpDefinition("Cosh", Unary(new FloatPrimitive(K.Cosh)), minVersion: 9));
-        ops.Add(new OpDefinition("Tanh", Unary(new FloatPrimitive(K.Tanh))));
-        ops.Add(new OpDefinition("Asinh", Unary(new FloatPrimitive(K.Asinh)), minVersion: 9));
-        ops.Add(new OpDefinition("Acosh", Unary(new FloatPrimitive(K.Acosh)), minVersion: 9));
-        ops.Add(new OpDefinition("Atanh", Unary(new FloatPrimitive(K.Atanh)), minVersion: 9));
-        ops.Add(new OpDefinition("Ceil", Unary(new FloatPrimitive(K.Ceil))));
-        ops.Add(new OpDefinition("Floor", Unary(new FloatPrimitive(K.Floor))));
+        // Abs: dx = g * sign(x), so Abs'(0) = 0 (derivatives.yaml: abs, grad * self.sgn()).
+        ops.Add(new OpDefinition("Abs", Unary(new AbsMap())) { Vjp = ctx => [E(ctx).Mul(G(ctx), SignOf(ctx, X(ctx)))] });
+        // Neg: dx = -g.
+        ops.Add(new OpDefinition("Neg", Unary(new NegMap())) { Vjp = ctx => [E(ctx).Neg(G(ctx))] });
+        // Sign, Ceil, Floor, Round: the derivative is zero wherever it exists (derivatives.yaml: zeros_like(grad)).
+        ops.Add(new OpDefinition("Sign", Unary(new SignMap()), minVersion: 9) { Vjp = ZeroGradient });
+        ops.Add(new OpDefinition("Ceil", Unary(new FloatPrimitive(K.Ceil))) { Vjp = ZeroGradient });
+        ops.Add(new OpDefinition("Floor", Unary(new FloatPrimitive(K.Floor))) { Vjp = ZeroGradient });
         // Round (version 11): half to even, as numpy.round.
-        ops.Add(new OpDefinition("Round", Unary(new FloatPrimitive(K.Round)), minVersion: 11));
-        ops.Add(new OpDefinition("Erf", Unary(new ErfMap()), minVersion: 9));
-    }
-
-    /// <summary>Arithmetic: Add, Sub, Mul, Div (versions 1, 6, 7, 13, 14), Pow (1, 7, 12, 13, 15), Mod (10, 13); Max, Min, Sum, Mean.</summary>
-    private static void RegisterBinary(List<OpDefinition> ops)
-    {
-        ops.Add(new OpDefinition("Add", Binary<AddOp>()));
-        ops.Add(new OpDefinition("Sub", Binary<SubOp>()));
-        ops.Add(new OpDefinition("Mul", Binary<MulOp>()));
-        ops.Add(new OpDefinition("Div", Binary<DivOp>()));
-        ops.Add(new OpDefinition("Pow", op =>
+        ops.Add(new OpDefinition("Round", Unary(new FloatPrimitive(K.Round)), minVersion: 11) { Vjp = ZeroGradient });
+        // Exp: dx = g * y.
+        ops.Add(new OpDefinition("Exp", Unary(new FloatPrimitive(K.Exp))) { Vjp = ctx => [E(ctx).Mul(G(ctx), Y(ctx))] });
+        // Log: dx = g / x.
+        ops.Add(new OpDefinition("Log", Unary(new FloatPrimitive(K.Log))) { Vjp = ctx => [E(ctx).Div(G(ctx), X(ctx))] });
+        // Sqrt: dx = g / (2 y).
+        ops.Add(new OpDefinition("Sqrt", Unary(new FloatPrimitive(K.Sqrt)))
         {
-            RequireTypes(op, 0, NumericTypes);
-            RequireTypes(op, 1, NumericTypes);
-            return new PowKernel(LegacyBroadcast.Of(op));
-        }));
-        // Mod: fmod=1 is C fmod (sign of the dividend); fmod=0 is numpy.mod (sign of the divisor), as the reference does.
-        ops.Add(new OpDefinition("Mod", op =>
-        {
-            RequireTypes(op, 0, NumericTypes);
-            RequireTypes(op, 1, NumericTypes);
-            long fmod = op.Node.GetInt("fmod", 0);
-            if (fmod is not (0 or 1)) throw op.Unsupported($"fmod={fmod} (must be 0 or 1)");
-            return fmod == 1 ? new BinaryKernel<FmodOp>() : new BinaryKernel<FloorModOp>();
-        }, minVersion: 10));
-        ops.Add(new OpDefinition("Max", Variadic<MaxOp>(false, NumericTypes)));
-        ops.Add(new OpDefinition("Min", Variadic<MinOp>(false, NumericTypes)));
-        ops.Add(new OpDefinition("Sum", Variadic<AddOp>(false, FloatTypes)));
-        ops.Add(new OpDefinition("Mean", Variadic<AddOp>(true, FloatTypes)));
-    }
-
-    /// <summary>Comparisons (Equal, Greater, Less, GreaterOrEqual, LessOrEqual), logic (And, Or, Xor, Not), IsNaN, IsInf: bool outputs, no gradient.</summary>
-    private static void RegisterLogic(List<OpDefinition> ops)
-    {
-        var toBool = TypeInferencePass.Fixed(DataType.Bool);
-        ops.Add(new OpDefinition("Equal", Compare<EqualOp>([.. NumericTypes, DataType.Bool])) { InferTypes = toBool, NonDifferentiable = true });
-        ops.Add(new OpDefinition("Greater", Compare<GreaterOp>(NumericTypes)) { InferTypes = toBool, NonDifferentiable = true });
-        ops.Add(new OpDefinition("Less", Compare<LessOp>(NumericTypes)) { InferTypes = toBool, NonDifferentiable = true });
-        ops.Add(new OpDefinition("GreaterOrEqual", Compare<GreaterOrEqualOp>(NumericTypes), minVersion: 12) { InferTypes = toBool, NonDifferentiable = true });
-        ops.Add(new OpDefinition("LessOrEqual", Compare<LessOrEqualOp>(NumericTypes), minVersion: 12) { InferTypes = toBool, NonDifferentiable = true });
-        ops.Add(new OpDefinition("And", Logic<AndOp>()) { InferTypes = toBool, NonDifferentiable = true });
-        ops.Add(new OpDefinition("Or", Logic<OrOp>()) { InferTypes = toBool, NonDifferentiable = true });
-        ops.Add(new OpDefinition("Xor", Logic<XorOp>()) { InferTypes = toBool, NonDifferentiable = true });
-        ops.Add(new OpDefinition("Not", op =>
-        {
-            RequireTypes(op, 0, [DataType.Bool]);
-            return new LambdaKernel(Predicates.Not);
-        }) { InferTypes = toBool, NonDifferentiable = true });
-        ops.Add(new OpDefinition("IsNaN", op =>
-        {
-            RequireTypes(op, 0, FloatTypes);
-            return Predicates.FloatTest(double.IsNaN);
-        }, minVersion: 9) { InferTypes = toBool, NonDifferentiable = true });
-        // IsInf (version 10): detect_negative and detect_positive (default 1) choose which infinities count.
-        ops.Add(new OpDefinition("IsInf", op =>
-        {
-            RequireTypes(op, 0, FloatTypes);
-            bool negative = op.Node.GetInt("detect_negative", 1) != 0, positive = op.Node.GetInt("detect_positive", 1) != 0;
-            return Predicates.FloatTest(v => (positive && double.IsPositiveInfinity(v)) || (negative && double.IsNegativeInfinity(v)));
-        }, minVersion: 10) { InferTypes = toBool, NonDifferentiable = true });
-    }
-
-    /// <summary>Cast, CastLike, Where, Clip.</summary>
-    private static void RegisterOthers(List<OpDefinition> ops)
-    {
-        ops.Add(new OpDefinition("Cast", op =>
-        {
-            var to = CastKernels.Target(op);
-            CastKernels.Check(op, op.InputType(0), to);
-            return new LambdaKernel(ctx => ctx.SetOutput(0, CastKernels.Cast(ctx, ctx.RequiredInput(0), to)));
-        }) { InferTypes = op => [CastKernels.Target(op)] });
-        // CastLike (version 15): Cast to the element type of the second input.
-        ops.Add(new OpDefinition("CastLike", op =>
-        {
-            CastKernels.Check(op, op.InputType(0), op.InputType(1));
-            return new LambdaKernel(ctx => ctx.SetOutput(0, CastKernels.Cast(ctx, ctx.RequiredInput(0), ctx.RequiredInput(1).ElementType)));
-        }, minVersion: 15) { InferTypes = op => [op.InputType(1)] });
-        ops.Add(new OpDefinition("Where", _ => new WhereKernel(), minVersion: 9)
-        {
-            InferTypes = op => [op.InputType(1) != DataType.Undefined ? op.InputType(1) : op.InputType(2)],
+            Vjp = ctx => [E(ctx).Div(G(ctx), E(ctx).Mul(ctx.Scalar(2, X(ctx)), Y(ctx)))],
         });
-        ops.Add(new OpDefinition("Clip", ClipKernel.Create));
+        // Reciprocal: dx = -g * y^2.
+        ops.Add(new OpDefinition("Reciprocal", Unary(new FloatPrimitive(K.Reciprocal)))
+        {
+            Vjp = ctx => [E(ctx).Neg(E(ctx).Mul(G(ctx), E(ctx).Square(Y(ctx))))],
+        });
+        // Sin: dx = g * cos(x). Cos: dx = -g * sin(x).
+        ops.Add(new OpDefinition("Sin", Unary(new FloatPrimitive(K.Sin)), minVersion: 7) { Vjp = ctx => [E(ctx).Mul(G(ctx), E(ctx).Op("Cos", X(ctx)))] });
+        ops.Add(new OpDefinition("Cos", Unary(new FloatPrimitive(K.Cos)), minVersion: 7)
+        {
+            Vjp = ctx => [E(ctx).Neg(E(ctx).Mul(G(ctx), E(ctx).Op("Sin", X(ctx))))],
+        });
+        // Tan: dx = g * (1 + y^2).
+        ops.Add(new OpDefinition("Tan", Unary(new FloatPrimitive(K.Tan)), minVersion: 7)
+        {
+            Vjp = ctx => [E(ctx).Mul(G(ctx), E(ctx).Add(ctx.Scalar(1, X(ctx)), E(ctx).Square(Y(ctx))))],
+        });
+        // Asin: dx = g / sqrt(1 - x^2). Acos: dx = -g / sqrt(1 - x^2).
+        ops.Add(new OpDefinition("Asin", Unary(new FloatPrimitive(K.Asin)), minVersion: 7)
+        {
+            Vjp = ctx => [E(ctx).Div(G(ctx), E(ctx).Sqrt(E(ctx).Sub(ctx.Scalar(1, X(ctx)), E(ctx).Square(X(ctx)))))],
+        });
+        ops.Add(new OpDefinition("Acos", Unary(new FloatPrimitive(K.Acos)), minVersion: 7)
+        {
+            Vjp = ctx => [E(ctx).Neg(E(ctx).Div(G(ctx), E(ctx).Sqrt(E(ctx).Sub(ctx.Scalar(1, X(ctx)), E(ctx).Square(X(ctx))))))],
+        });
+        // Atan: dx = g / (1 + x^2).
+        ops.Add(new OpDefinition("Atan", Unary(new FloatPrimitive(K.Atan)), minVersion: 7)
+        {
+            Vjp = ctx => [E(ctx).Div(G(ctx), E(ctx).Add(ctx.Scalar(1, X(ctx)), E(ctx).Square(X(ctx))))],
+        });
+        // Sinh: dx = g * cosh(x). Cosh: dx = g * sinh(x).
+        ops.Add(new OpDefinition("Sinh", Unary(new FloatPrimitive(K.Sinh)), minVersion: 9) { Vjp = ctx => [E(ctx).Mul(G(ctx), E(ctx).Op("Cosh", X(ctx)))] });
+        ops.Add(new OpDefinition("Cosh", Unary(new FloatPrimitive(K.Cosh)), minVersion: 9) { Vjp = ctx => [E(ctx).Mul(G(ctx), E(ctx).Op("Sinh", X(ctx)))] });
+        // Tanh: dx = g * (1 - y^2).
+        ops.Add(new OpDefinition("Tanh", Unary(new FloatPrimitive(K.Tanh)))
+        {
+            Vjp = ctx => [E(ctx).Mul(G(ctx), E(ctx).Sub(ctx.Scalar(1, X(ctx)), E(ctx).Square(Y(ctx))))],
+        });
+        // Asinh: dx = g / sqrt(x^2 + 1). Acosh: dx = g / sqrt(x^2 - 1). Atanh: dx = g / (1 - x^2).
+        ops.Add(new OpDefinition("Asinh", Unary(new FloatPrimitive(K.Asinh)), minVersion: 9)
+        {
+            Vjp = ctx => [E(ctx).Div(G(ctx), E(ctx).Sqrt(E(ctx).Add(E(ctx).Square(X(ctx)), ctx.Scalar(1, X(ctx)))))],
+        });
+        ops.Add(new OpDefinition("Acosh", Unary(new FloatPrimitive(K.Acosh)), minVersion: 9)
+        {
+            Vjp = ctx => [E(ctx).Div(G(ctx), E(ctx).Sqrt(E(ctx).Sub(E(ctx).Square(X(ctx)), ctx.Scalar(1, X(ctx)))))],
+        });
+        ops.Add(new OpDefinition("Atanh", Unary(new FloatPrimitive(K.Atanh)), minVersion: 9)
+        {
+            Vjp = ctx => [E(ctx).Div(G(ctx), E(ctx).Sub(ctx.Scalar(1, X(ctx)), E(ctx).Square(X(ctx))))],
+        });
+        // Erf: dx = g * 2/sqrt(pi) * exp(-x^2).
+        ops.Add(new OpDefinition("Erf", Unary(new ErfMap()), minVersion: 9)
+        {
+            Vjp = ctx => [E(ctx).Mul(G(ctx), E(ctx).Mul(ctx.Scalar(2 / Math.Sqrt(Math.PI), X(ctx)), E(ctx).Exp(E(ctx).Neg(E(ctx).Square(X(ctx))))))],
+        });
     }
 
-    private static KernelFactory Binary<TOp>() where TOp : IBinaryOp => op =>
+    /// <summary>
+    /// cond ? a : b for rules: Where from opset 9; in older graphs (which have no Where) a * m + b * (1 - m) with m the
+    /// condition cast to a's type, which agrees wherever a and b are finite.
+    /// </summary>
+    internal static string Select(GradientContext ctx, string cond, string a, string b)
     {
-        RequireTypes(op, 0, NumericTypes);
-        RequireTypes(op, 1, NumericTypes);
-        return new BinaryKernel<TOp>(LegacyBroadcast.Of(op));
-    };
+        var emit = ctx.Emit;
+        if (emit.OpsetVersion >= 9) return emit.Where(cond, a, b);
+        string m = emit.Cast(cond, ctx.ElementType(a));
+        return emit.Add(emit.Mul(a, m), emit.Mul(b, emit.Sub(ctx.Scalar(1, a), m)));
+    }
 
-    private static KernelFactory Variadic<TOp>(bool mean, DataType[] types) where TOp : IBinaryOp => op =>
+    /// <summary>sign(x) for rules: Sign from opset 9, else [x &gt; 0] - [x &lt; 0].</summary>
+    internal static string SignOf(GradientContext ctx, string x)
     {
-        for (int i = 0; i < op.Node.Inputs.Count; i++) RequireTypes(op, i, types);
-        return new VariadicKernel<TOp>(mean);
-    };
+        var emit = ctx.Emit;
+        if (emit.OpsetVersion >= 9) return emit.Sign(x);
+        var type = ctx.ElementType(x);
+        string zero = ctx.Scalar(0, x);
+        return emit.Sub(emit.Cast(emit.Greater(x, zero), type), emit.Cast(emit.Less(x, zero), type));
+    }
 
-    private static KernelFactory Compare<TOp>(DataType[] types) where TOp : ICompareOp => op =>
-    {
-        RequireTypes(op, 0, types);
-        RequireTypes(op, 1, types);
-        return new CompareKernel<TOp>(LegacyBroadcast.Of(op));
-    };
+    /// <summary>No gradient flows (a symbolic zero): for ops whose derivative is zero almost everywhere.</summary>
+    private static string?[] ZeroGradient(GradientContext ctx) => [null];
 
-    private static KernelFactory Logic<TOp>() where TOp : ILogicOp => op =>
-    {
-        RequireTypes(op, 0, [DataType.Bool]);
-        RequireTypes(op, 1, [DataType.Bool]);
-        return new LogicKernel<TOp>(LegacyBroadcast.Of(op));
-    };
+    // Shorthands for one-line rules of single-input, single-output ops.
+    internal static GraphEmitter E(GradientContext ctx) => ctx.Emit;
+    internal static string G(GradientContext ctx) => ctx.OutputGrad(0)!;
+    internal static string X(GradientContext ctx) => ctx.Input(0);
+    internal static string Y(GradientContext ctx) => ctx.Output(0);
 }

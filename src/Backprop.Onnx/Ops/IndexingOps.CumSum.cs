@@ -29,6 +29,12 @@ internal static partial class IndexingOps
         }, minVersion: 11)
         {
             DifferentiableInputs = [0],
+            // dX = CumSum(dY) in the opposite direction with the same exclusivity: each y_i sums the x_j before
+            // (after) i, so x_j feeds the y_i after (before) j (PyTorch derivatives.yaml cumsum: cumsum_backward,
+            // a reversed cumsum).
+            Vjp = ctx => [ctx.Emit.Op("CumSum", [ctx.OutputGrad(0)!, ctx.Input(1)],
+                OnnxAttribute.FromInt("exclusive", ctx.Node.GetInt("exclusive", 0)),
+                OnnxAttribute.FromInt("reverse", ctx.Node.GetInt("reverse", 0) != 0 ? 0 : 1))],
         });
     }
 

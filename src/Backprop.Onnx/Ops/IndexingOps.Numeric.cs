@@ -28,6 +28,23 @@ internal static class NumericDispatch
             throw op.Unsupported($"{what} of element type {DataTypes.OnnxName(t)} (implemented: float, double, float16 and the integer types)");
     }
 
+    /// <summary>dst[map[i]] += src[i] for every i with map[i] ≥ 0 (the adjoint of a gather; repeated targets accumulate).</summary>
+    public static void AddAt(OnnxTensor dst, OnnxTensor src, int[] map)
+    {
+        var action = new AddAtAction(dst, src, map);
+        Run(dst.ElementType, ref action);
+    }
+
+    private readonly struct AddAtAction(OnnxTensor dst, OnnxTensor src, int[] map) : IAction
+    {
+        public void Run<T>() where T : unmanaged, INumber<T>
+        {
+            var d = dst.AsSpan<T>();
+            var s = src.AsSpan<T>();
+            for (int i = 0; i < map.Length; i++) if (map[i] >= 0) d[map[i]] += s[i];
+        }
+    }
+
     /// <summary>Calls <c>action.Run&lt;T&gt;()</c> with T the storage type of <paramref name="type"/>.</summary>
     public static void Run<TAction>(DataType type, ref TAction action) where TAction : struct, IAction
     {

@@ -14,9 +14,11 @@ internal static partial class IndexingOps
         ops.Add(new OpDefinition("ScatterElements", op => ScatterKernel(op, nd: false), minVersion: 11)
         {
             DifferentiableInputs = [0, 2],
+            Vjp = ctx => ScatterVjp(ctx, nd: false),
         });
 
-        // Scatter (ONNX spec "Scatter", versions 9 and 10; replaced by ScatterElements at 11): ScatterElements without reduction.
+        // Scatter (ONNX spec "Scatter", versions 9 and 10; replaced by ScatterElements at 11): ScatterElements without
+        // reduction. No gradient rule: its dUpdates needs GatherElements, which only exists from opset 11.
         ops.Add(new OpDefinition("Scatter", op => ScatterKernel(op, nd: false), minVersion: 9, maxVersion: 10)
         {
             DifferentiableInputs = [0, 2],
@@ -28,6 +30,7 @@ internal static partial class IndexingOps
         ops.Add(new OpDefinition("ScatterND", op => ScatterKernel(op, nd: true), minVersion: 11)
         {
             DifferentiableInputs = [0, 2],
+            Vjp = ctx => ScatterVjp(ctx, nd: true),
         });
     }
 

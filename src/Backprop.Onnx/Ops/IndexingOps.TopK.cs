@@ -40,6 +40,7 @@ internal static partial class IndexingOps
         {
             InferTypes = op => [op.InputType(0), DataType.Int64],
             DifferentiableInputs = [0],
+            Vjp = TopKVjp,
         });
     }
 

@@ -17,6 +17,7 @@ internal static partial class IndexingOps
         RegisterScatter(ops);
         RegisterTopK(ops);
         RegisterCumSum(ops);
+        RegisterGradientKernels(ops);
     }
 
     private static void RegisterGather(List<OpDefinition> ops)
@@ -44,6 +45,9 @@ internal static partial class IndexingOps
         })
         {
             DifferentiableInputs = [0],
+            // dData = zeros with dY added at the gathered rows (PyTorch derivatives.yaml index_select /
+            // embedding_dense_backward), by our GatherGrad kernel.
+            Vjp = ctx => [GatherVjp(ctx, "GatherGrad", "", OnnxAttribute.FromInt("axis", ctx.Node.GetInt("axis", 0)))],
         });
 
         // GatherElements (ONNX spec "GatherElements", versions 11, 13): out[c] = data[c with c[axis] = indices[c]];
@@ -65,6 +69,9 @@ internal static partial class IndexingOps
         }, minVersion: 11)
         {
             DifferentiableInputs = [0],
+            // dData = ScatterElements(zeros, indices, dY, reduction add) (PyTorch derivatives.yaml gather:
+            // gather_backward = scatter_add); our GatherElementsGrad kernel before opset 16.
+            Vjp = ctx => [GatherVjp(ctx, "GatherElementsGrad", "ScatterElements", OnnxAttribute.FromInt("axis", ctx.Node.GetInt("axis", 0)))],
         });
 
         // GatherND (ONNX spec "GatherND", versions 11, 12, 13): each index tuple (the last dimension of indices, length
@@ -87,6 +94,13 @@ internal static partial class IndexingOps
         }, minVersion: 11)
         {
             DifferentiableInputs = [0],
+            // dData = ScatterND(zeros, indices, dY, reduction add) (the adjoint of the gather; PyTorch index backward:
+            // index_put with accumulate); our GatherNDGrad kernel before opset 16 or with batch_dims.
+            Vjp = ctx =>
+            {
+                long batchDims = ctx.Node.GetInt("batch_dims", 0);
+                return [GatherVjp(ctx, "GatherNDGrad", batchDims == 0 ? "ScatterND" : "", OnnxAttribute.FromInt("batch_dims", batchDims))];
+            },
         });
     }
 

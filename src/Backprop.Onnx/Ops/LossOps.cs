@@ -19,13 +19,16 @@ internal static partial class LossOps
         ops.Add(new OpDefinition("NegativeLogLikelihoodLoss", op => CreateLoss(op, softmax: false), minVersion: 12)
         {
             DifferentiableInputs = [0],
+            Vjp = NllVjp,
         });
         // ONNX spec "SoftmaxCrossEntropyLoss" (12, 13): log_prob = LogSoftmax(scores, axis 1); loss as
         // NegativeLogLikelihoodLoss(log_prob, labels, weights). Output 1 (optional) is log_prob.
         ops.Add(new OpDefinition("SoftmaxCrossEntropyLoss", op => CreateLoss(op, softmax: true), minVersion: 12)
         {
             DifferentiableInputs = [0],
+            Vjp = SceVjp,
         });
+        ops.AddRange(GradDefinitions());
     }
 
     /// <summary>Attributes of both losses, parsed once.</summary>
@@ -72,20 +75,16 @@ internal static partial class LossOps
                     logProb = ctx.Allocate(x.ElementType, x.Shape);
                     SoftmaxOps.Lines((T[])x.Buffer, (T[])logProb.Buffer, n, c, d, SoftmaxOps.Kind.LogSoftmax, ReductionOps.Parallelism(ctx, x.ElementCount));
                 }
-                var w = weight is null ? null : weight.ElementType == x.ElementType ? weight.AsSpan<T>().ToArray() : throw op.Unsupported("weights of another type than the input");
+                if (weight is not null && weight.ElementType != x.ElementType) throw op.Unsupported("weights of another type than the input");
+                var (applied, weightSum) = AppliedWeights<T>(ctx, targets, weight, a.IgnoreIndex, c);
                 var perElement = new T[targets.Length];
-                double weightSum = 0, lossSum = 0;
+                double lossSum = 0;
                 var lp = logProb.AsSpan<T>();
                 for (int i = 0; i < targets.Length; i++)
                 {
-                    long t = targets[i];
-                    if (a.IgnoreIndex == t) continue;
-                    if (t < 0 || t >= c) throw ctx.Invalid($"target {t} at flat index {i} is outside [0, {c}) and is not ignore_index");
-                    T wi = w is null ? T.One : w[t];
-                    int sample = i / d, pos = i % d;
-                    perElement[i] = -lp[(sample * c + (int)t) * d + pos] * wi;
+                    if (applied[i] == T.Zero) continue;
+                    perElement[i] = -lp[ClassIndex(i, targets[i], c, d)] * applied[i];
                     lossSum += double.CreateChecked(perElement[i]);
-                    weightSum += double.CreateChecked(wi);
                 }
                 var output = a.Reduction switch
                 {
@@ -98,6 +97,30 @@ internal static partial class LossOps
             }
         });
     }
+
+    /// <summary>
+    /// The weight each target element applies: weight[target] (1 without weights), 0 where target = ignore_index;
+    /// and their sum (the divisor of reduction "mean"). Throws for a target outside [0, C) that is not ignored.
+    /// </summary>
+    internal static (T[] Applied, double Sum) AppliedWeights<T>(KernelContext ctx, long[] targets, OnnxTensor? weight, long? ignoreIndex, int c)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var w = weight is null ? null : (T[])weight.Buffer;
+        var applied = new T[targets.Length];
+        double sum = 0;
+        for (int i = 0; i < targets.Length; i++)
+        {
+            long t = targets[i];
+            if (ignoreIndex == t) continue;
+            if (t < 0 || t >= c) throw ctx.Invalid($"target {t} at flat index {i} is outside [0, {c}) and is not ignore_index");
+            applied[i] = w is null ? T.One : w[t];
+            sum += double.CreateChecked(applied[i]);
+        }
+        return (applied, sum);
+    }
+
+    /// <summary>Flat index of input[n, target, d…] for target element i of [N, d…] (D = Π d…).</summary>
+    internal static int ClassIndex(int i, long target, int c, int d) => (i / d * c + (int)target) * d + i % d;
 
     /// <summary>Checks input [N, C, d…], target [N, d…] and weight [C]; returns N, C and D = Π d….</summary>
     internal static (int N, int C, int D) CheckShapes(KernelContext ctx, OnnxTensor x, OnnxTensor target, OnnxTensor? weight)

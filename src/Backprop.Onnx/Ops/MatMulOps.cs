@@ -14,14 +14,14 @@ internal static partial class MatMulOps
     {
         // MatMul (ONNX spec "MatMul", versions 1, 9, 13): numpy.matmul — 1-D operands are promoted to a row (A) or a
         // column (B) and the added dimension removed from the result; batch dimensions broadcast.
-        ops.Add(new OpDefinition("MatMul", CreateMatMul));
+        ops.Add(new OpDefinition("MatMul", CreateMatMul) { Vjp = MatMulVjp, Broadcasting = true });
 
         // Gemm (ONNX spec "Gemm", versions 1, 6, 7, 9, 11, 13): Y = alpha·op(A)·op(B) + beta·C, C broadcast
         // unidirectionally to (M, N); optional from version 11.
-        ops.Add(new OpDefinition("Gemm", CreateGemm));
+        ops.Add(new OpDefinition("Gemm", CreateGemm) { Vjp = GemmVjp });
 
         // Einsum (ONNX spec "Einsum", version 12): Einstein summation over an equation.
-        ops.Add(new OpDefinition("Einsum", CreateEinsum, minVersion: 12));
+        ops.Add(new OpDefinition("Einsum", CreateEinsum, minVersion: 12) { Vjp = EinsumVjp, Broadcasting = true });
 
         // MatMulInteger (ONNX spec "MatMulInteger", version 10): (A − a_zero_point)·(B − b_zero_point) in int32.
         ops.Add(new OpDefinition("MatMulInteger", CreateMatMulInteger, minVersion: 10)

@@ -125,6 +125,19 @@ internal static partial class NormalizationOps
     internal static T[] ExpandToNormalized<T>(KernelContext ctx, OpContext op, OnnxTensor t, int[] xShape, int axis, string what)
     {
         if (t.ElementType != DataTypes.Of<T>()) throw op.Unsupported($"{what} of type {DataTypes.OnnxName(t.ElementType)} with X of type {DataTypes.OnnxName(DataTypes.Of<T>())}");
+        var src = t.AsSpan<T>();
+        if (NormalizedIndexMap(ctx, t, xShape, axis, what) is not { } map) return src.ToArray();
+        var result = new T[map.Length];
+        for (int k = 0; k < map.Length; k++) result[k] = src[map[k]];
+        return result;
+    }
+
+    /// <summary>
+    /// For each position k of the normalized dimensions X[axis:], the flat index into <paramref name="t"/> that
+    /// broadcasting reads; null when t already has the normalized shape's elements in order.
+    /// </summary>
+    internal static int[]? NormalizedIndexMap(KernelContext ctx, OnnxTensor t, int[] xShape, int axis, string what)
+    {
         int offset = xShape.Length - t.Rank;
         bool fits = offset >= 0;
         for (int i = 0; fits && i < t.Rank; i++)
@@ -134,20 +147,19 @@ internal static partial class NormalizationOps
         }
         if (!fits) throw ctx.Invalid($"{what} of shape [{string.Join(',', t.Dims)}] does not broadcast to the normalized shape [{string.Join(',', xShape[axis..])}]");
         var normShape = xShape[axis..];
-        var src = t.AsSpan<T>();
         int cols = ReductionOps.Product(normShape, 0, normShape.Length);
-        if (t.ElementCount == cols) return src.ToArray();
+        if (t.ElementCount == cols) return null;
         int keep = Math.Min(t.Rank, normShape.Length);
         var strides = Runtime.Broadcast.Strides(t.Dims[(t.Rank - keep)..], normShape);
-        var result = new T[cols];
+        var map = new int[cols];
         var coord = new int[normShape.Length];
         for (int k = 0; k < cols; k++)
         {
             long o = 0;
             for (int d = 0; d < normShape.Length; d++) o += coord[d] * strides[d];
-            result[k] = src[(int)o];
+            map[k] = (int)o;
             for (int d = normShape.Length - 1; d >= 0 && ++coord[d] == normShape[d]; d--) coord[d] = 0;
         }
-        return result;
+        return map;
     }
 }

@@ -16,14 +16,16 @@ internal static partial class NormalizationOps
         // ONNX spec "BatchNormalization" (1, 6, 7, 9, 14, 15): y = scale·(x - mean)/sqrt(var + epsilon) + B per channel
         // (dimension 1). Training mode (training_mode=1 from 14; before 14, when the mean/var outputs exist) normalizes
         // with the batch statistics and outputs running_mean/var = input·momentum + batch·(1 - momentum).
-        ops.Add(new OpDefinition("BatchNormalization", CreateBatchNorm));
+        ops.Add(new OpDefinition("BatchNormalization", CreateBatchNorm) { Vjp = BatchNormVjp });
         // ONNX spec "InstanceNormalization" (1, 6): y = scale·(x - mean)/sqrt(var + epsilon) + B, with mean and
         // (biased) variance per instance and channel over the spatial dimensions.
-        ops.Add(new OpDefinition("InstanceNormalization", CreateInstanceNorm));
+        ops.Add(new OpDefinition("InstanceNormalization", CreateInstanceNorm) { Vjp = InstanceNormVjp });
         // ONNX spec "LayerNormalization" (17): normalizes over dimensions axis..rank-1; optional Mean and InvStdDev
         // outputs shaped like X with those dimensions set to 1.
-        ops.Add(new OpDefinition("LayerNormalization", CreateLayerNorm, minVersion: 17));
+        ops.Add(new OpDefinition("LayerNormalization", CreateLayerNorm, minVersion: 17) { Vjp = LayerNormVjp });
         ops.Add(DropoutOps.Definition());
+        ops.Add(DropoutOps.GradDefinition());
+        ops.AddRange(GradDefinitions());
     }
 
     /// <summary>Attributes of a BatchNormalization node, parsed once.</summary>

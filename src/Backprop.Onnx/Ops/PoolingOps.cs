@@ -1,9 +1,168 @@
+using System.Numerics;
+using Backprop.Onnx.IR;
+using Backprop.Onnx.Runtime;
+
 namespace Backprop.Onnx.Ops;
 
-/// <summary>Op family: see the registry in <see cref="OpRegistry"/>.</summary>
+/// <summary>
+/// Pooling: MaxPool (with Indices), AveragePool, GlobalAveragePool, GlobalMaxPool, MaxUnpool and LRN, over any
+/// number of spatial axes; each (image, channel) plane is independent and planes run in parallel.
+/// </summary>
 internal static partial class PoolingOps
 {
     public static void Register(List<OpDefinition> ops)
     {
+        // MaxPool (ONNX spec "MaxPool", versions 1, 8, 10, 11, 12): the maximum over each window; the optional
+        // Indices output holds the flat index of the maximum in the input (row-major, or column-major over the
+        // spatial axes when storage_order = 1). Ties take the first element in window order, as PyTorch does.
+        ops.Add(new OpDefinition("MaxPool", CreateMaxPool)
+        {
+            InferTypes = op => [op.InputType(0), DataType.Int64],
+        });
+
+        // AveragePool (ONNX spec "AveragePool", versions 1, 7, 10, 11): the mean over each window, dividing by the
+        // number of input elements (or, with count_include_pad, also counting the explicit padding).
+        ops.Add(new OpDefinition("AveragePool", CreateAveragePool));
+
+        // GlobalAveragePool / GlobalMaxPool (ONNX spec, version 1): the mean / maximum over all spatial axes.
+        ops.Add(new OpDefinition("GlobalAveragePool", op => CreateGlobal(op, max: false)));
+        ops.Add(new OpDefinition("GlobalMaxPool", op => CreateGlobal(op, max: true)));
+
+        // MaxUnpool (ONNX spec "MaxUnpool", versions 9, 11): scatters X to the flat positions I of a zero tensor.
+        ops.Add(new OpDefinition("MaxUnpool", CreateMaxUnpool, minVersion: 9) { DifferentiableInputs = [0] });
+
+        // LRN (ONNX spec "LRN", versions 1, 13): local response normalization across channels.
+        ops.Add(new OpDefinition("LRN", CreateLrn));
+    }
+
+    private static readonly DataType[] MaxPoolTypes = [DataType.Float, DataType.Double, DataType.Int8, DataType.UInt8];
+
+    /// <summary>The resolved geometry of a windowed pool: planes (N·C), output shape and the windows.</summary>
+    private sealed record PoolGeometry(int N, int C, int[] Output, PoolWindows Windows);
+
+    private static PoolGeometry Geometry(KernelContext ctx, WindowAttributes window, OnnxTensor x, bool ceilMode)
+    {
+        int rank = x.Rank - 2;
+        if (rank < 1) throw ctx.Invalid($"pooling input of rank {x.Rank}; expected (N, C, D1, …)");
+        var kernel = window.Kernel(ctx, rank, []);
+        var strides = window.StridesFor(ctx, rank);
+        var dilations = window.DilationsFor(ctx, rank);
+        var input = x.Dims[2..];
+        var (output, begin, end) = window.Forward(ctx, input, kernel, strides, dilations, ceilMode);
+        return new PoolGeometry(x.Dims[0], x.Dims[1], output, new PoolWindows(input, output, kernel, strides, dilations, begin, end));
+    }
+
+    private static Kernel CreateMaxPool(OpContext op)
+    {
+        if (MatMulOps.IsHalfType(op.InputType(0))) return MatMulOps.Widened(op, CreateMaxPool);
+        op.RequireInputType(0, MaxPoolTypes);
+        var window = WindowAttributes.Parse(op, requireKernelShape: true);
+        bool ceilMode = op.Node.GetInt("ceil_mode", 0) != 0;
+        long storageOrder = op.Node.GetInt("storage_order", 0);
+        if (storageOrder is not (0 or 1)) throw op.Unsupported($"storage_order = {storageOrder}");
+        return new LambdaKernel(ctx =>
+        {
+            var x = ctx.RequiredInput(0);
+            var g = Geometry(ctx, window, x, ceilMode);
+            var y = ctx.Allocate(x.ElementType, [g.N, g.C, .. g.Output]);
+            var indices = ctx.IsOutputUsed(1) ? ctx.Allocate(DataType.Int64, [g.N, g.C, .. g.Output]) : null;
+            long[]? idx = (long[]?)indices?.Buffer;
+            int threads = ctx.Options.Threads;
+            switch (x.ElementType)
+            {
+                case DataType.Float: MaxPool((float[])x.Buffer, (float[])y.Buffer, idx, g, x.Dims[2..], storageOrder == 1, threads); break;
+                case DataType.Double: MaxPool((double[])x.Buffer, (double[])y.Buffer, idx, g, x.Dims[2..], storageOrder == 1, threads); break;
+                case DataType.Int8: MaxPool((sbyte[])x.Buffer, (sbyte[])y.Buffer, idx, g, x.Dims[2..], storageOrder == 1, threads); break;
+                case DataType.UInt8: MaxPool((byte[])x.Buffer, (byte[])y.Buffer, idx, g, x.Dims[2..], storageOrder == 1, threads); break;
+                default: throw ctx.Invalid($"MaxPool does not support {DataTypes.OnnxName(x.ElementType)}");
+            }
+            ctx.SetOutput(0, y);
+            if (indices is not null) ctx.SetOutput(1, indices);
+        });
+    }
+
+    private static Kernel CreateAveragePool(OpContext op)
+    {
+        if (MatMulOps.IsHalfType(op.InputType(0))) return MatMulOps.Widened(op, CreateAveragePool);
+        op.RequireInputType(0, DataType.Float, DataType.Double);
+        var window = WindowAttributes.Parse(op, requireKernelShape: true, allowDilations: false);
+        bool ceilMode = op.Node.GetInt("ceil_mode", 0) != 0;
+        bool includePad = op.Node.GetInt("count_include_pad", 0) != 0;
+        return new LambdaKernel(ctx =>
+        {
+            var x = ctx.RequiredInput(0);
+            var g = Geometry(ctx, window, x, ceilMode);
+            var y = ctx.Allocate(x.ElementType, [g.N, g.C, .. g.Output]);
+            if (x.ElementType == DataType.Float) AveragePool((float[])x.Buffer, (float[])y.Buffer, g, includePad, ctx.Options.Threads);
+            else AveragePool((double[])x.Buffer, (double[])y.Buffer, g, includePad, ctx.Options.Threads);
+            ctx.SetOutput(0, y);
+        });
+    }
+
+    /// <summary>Runs <paramref name="plane"/> for every plane, in parallel when there is enough work.</summary>
+    private static void ForEachPlane(int planes, long workPerPlane, int threads, Action<int> plane)
+    {
+        if (threads > 1 && planes > 1 && planes * workPerPlane >= 1 << 15)
+            Parallel.For(0, planes, new ParallelOptions { MaxDegreeOfParallelism = threads }, plane);
+        else
+            for (int p = 0; p < planes; p++) plane(p);
+    }
+
+    private static void MaxPool<T>(T[] x, T[] y, long[]? indices, PoolGeometry g, int[] input, bool columnMajor, int threads) where T : INumber<T>
+    {
+        var w = g.Windows;
+        int inSize = w.InputSize, outSize = w.OutputSize;
+        ForEachPlane(g.N * g.C, (long)outSize * w.KernelSize, threads, p =>
+        {
+            var scratch = new int[w.KernelSize];
+            long xBase = (long)p * inSize, yBase = (long)p * outSize;
+            for (int o = 0; o < outSize; o++)
+            {
+                var offsets = w.Offsets(o, scratch, out _);
+                T best = T.Zero;
+                int bestOffset = -1;
+                foreach (int off in offsets)
+                {
+                    T v = x[xBase + off];
+                    if (bestOffset < 0 || v > best || (T.IsNaN(v) && !T.IsNaN(best))) { best = v; bestOffset = off; }
+                }
+                if (bestOffset < 0) best = T.CreateSaturating(double.NegativeInfinity);   // a window entirely in the padding
+                y[yBase + o] = best;
+                if (indices is not null)
+                    indices[yBase + o] = bestOffset < 0 ? -1 : xBase + (columnMajor ? ColumnMajor(bestOffset, input) : bestOffset);
+            }
+        });
+    }
+
+    /// <summary>The column-major index of the element at row-major offset <paramref name="offset"/> of a plane of shape <paramref name="shape"/>.</summary>
+    private static long ColumnMajor(int offset, int[] shape)
+    {
+        long index = 0, stride = 1;
+        var coord = new int[shape.Length];
+        ConvOps.Decompose(offset, shape, coord);
+        for (int d = 0; d < shape.Length; d++)
+        {
+            index += coord[d] * stride;
+            stride *= shape[d];
+        }
+        return index;
+    }
+
+    private static void AveragePool<T>(T[] x, T[] y, PoolGeometry g, bool includePad, int threads) where T : IFloatingPointIeee754<T>
+    {
+        var w = g.Windows;
+        int inSize = w.InputSize, outSize = w.OutputSize;
+        ForEachPlane(g.N * g.C, (long)outSize * w.KernelSize, threads, p =>
+        {
+            var scratch = new int[w.KernelSize];
+            long xBase = (long)p * inSize, yBase = (long)p * outSize;
+            for (int o = 0; o < outSize; o++)
+            {
+                var offsets = w.Offsets(o, scratch, out int padded);
+                T sum = T.Zero;
+                foreach (int off in offsets) sum += x[xBase + off];
+                y[yBase + o] = sum / T.CreateChecked(includePad ? padded : offsets.Length);
+            }
+        });
     }
 }

@@ -28,12 +28,49 @@ internal static partial class ReductionOps
             _ => throw ctx.Invalid($"no {kind} reduction for {DataTypes.OnnxName(x.ElementType)}"),
         };
 
-        OnnxTensor Run<T>(SpanReducer<T> f)
+        OnnxTensor Run<T>(SpanReducer<T> f) where T : unmanaged, INumber<T>
         {
             var y = ctx.Allocate(x.ElementType, outShape);
-            ReduceCore((T[])x.Buffer, x.Dims, reduced, (T[])y.Buffer, f, Parallelism(ctx, x.ElementCount));
+            int threads = Parallelism(ctx, x.ElementCount);
+            var layout = new ReductionLayout(x.Dims, reduced);
+            if (kind is ReduceKind.Sum or ReduceKind.Mean or ReduceKind.Max or ReduceKind.Min && layout.RowBlock is { Rows: > 0 } block)
+                RowReduce((T[])x.Buffer, block, (T[])y.Buffer, kind, threads);
+            else
+                ReduceCore((T[])x.Buffer, layout, (T[])y.Buffer, f, threads);
             return y;
         }
+    }
+
+    /// <summary>
+    /// Reduces the middle dimension of [outer, rows, inner] by accumulating whole rows (vectorized along inner), so
+    /// column reductions read memory in order. Each output is accumulated over rows in index order.
+    /// </summary>
+    private static void RowReduce<T>(T[] x, (int Outer, int Rows, int Inner) b, T[] y, ReduceKind kind, int threads) where T : unmanaged, INumber<T>
+    {
+        var (outer, rows, inner) = b;
+        // Split the [outer, inner] outputs into column ranges so one large outer block also runs in parallel.
+        int parts = Math.Max(1, Math.Min(threads, inner / 64));
+        ForChunks(outer * parts, threads, (from, to) =>
+        {
+            for (int job = from; job < to; job++)
+            {
+                int o = job / parts, p = job % parts;
+                int c0 = (int)((long)inner * p / parts), c1 = (int)((long)inner * (p + 1) / parts), width = c1 - c0;
+                var acc = y.AsSpan(o * inner + c0, width);
+                x.AsSpan((o * rows) * inner + c0, width).CopyTo(acc);
+                for (int r = 1; r < rows; r++)
+                {
+                    var row = x.AsSpan((o * rows + r) * inner + c0, width);
+                    switch (kind)
+                    {
+                        case ReduceKind.Max: TP.Max(acc, row, acc); break;
+                        case ReduceKind.Min: TP.Min(acc, row, acc); break;
+                        default: TP.Add(acc, row, acc); break;
+                    }
+                }
+                if (kind == ReduceKind.Mean) TP.Divide(acc, T.CreateChecked(rows), acc);
+            }
+        });
     }
 
     internal static SpanReducer<T> FloatReducer<T>(ReduceKind kind) where T : unmanaged, IFloatingPointIeee754<T> => kind switch
@@ -76,66 +113,29 @@ internal static partial class ReductionOps
     }
 
     /// <summary>
-    /// The reduction driver: y[j] = f(elements of x that map to output j). Adjacent dimensions that are both reduced or
-    /// both kept are merged; a reduced trailing block is reduced in place, anything else is gathered into a buffer.
+    /// The reduction driver: y[j] = f(elements of x that map to output j). A reduced trailing block is reduced in
+    /// place; anything else is gathered into a buffer (see <see cref="ReductionLayout"/>).
     /// </summary>
-    internal static void ReduceCore<T>(T[] x, int[] shape, bool[] reduced, T[] y, SpanReducer<T> f, int threads)
+    internal static void ReduceCore<T>(T[] x, ReductionLayout layout, T[] y, SpanReducer<T> f, int threads)
     {
-        var sizes = new List<int>();
-        var isReduced = new List<bool>();
-        long m = 1, r = 1;
-        for (int d = 0; d < shape.Length; d++)
-        {
-            if (reduced[d]) r *= shape[d]; else m *= shape[d];
-            if (shape[d] == 1) continue;
-            if (sizes.Count > 0 && isReduced[^1] == reduced[d]) sizes[^1] *= shape[d];
-            else { sizes.Add(shape[d]); isReduced.Add(reduced[d]); }
-        }
-        if (m == 0) return;
-        int outCount = (int)m, count = (int)r;
+        int count = layout.Count;
+        if (layout.OutCount == 0) return;
         if (count == 0)
         {
-            Array.Fill(y, f([]), 0, outCount);
+            Array.Fill(y, f([]), 0, layout.OutCount);
             return;
         }
-        int reducedGroups = isReduced.Count(b => b);
-        if (reducedGroups == 0 || (reducedGroups == 1 && isReduced[^1]))
+        ForChunks(layout.OutCount, threads, (from, to) =>
         {
-            ForChunks(outCount, threads, (from, to) =>
-            {
-                for (int j = from; j < to; j++) y[j] = f(x.AsSpan(j * count, count));
-            });
-            return;
-        }
-
-        int groups = sizes.Count;
-        var strides = new int[groups];
-        for (int g = groups - 1, s = 1; g >= 0; s *= sizes[g], g--) strides[g] = s;
-        var offsets = new int[count];
-        for (int k = 0; k < count; k++) offsets[k] = Offset(k, true);
-        ForChunks(outCount, threads, (from, to) =>
-        {
-            var buffer = new T[count];
+            var buffer = layout.Contiguous ? null : new T[count];
             for (int j = from; j < to; j++)
             {
-                int start = Offset(j, false);
-                for (int k = 0; k < count; k++) buffer[k] = x[start + offsets[k]];
+                int start = layout.Start(j);
+                if (buffer is null) { y[j] = f(x.AsSpan(start, count)); continue; }
+                layout.Gather(x, start, buffer);
                 y[j] = f(buffer);
             }
         });
-
-        // The input offset of index `flat` over the reduced (or kept) groups, in row-major order.
-        int Offset(int flat, bool ofReduced)
-        {
-            int offset = 0;
-            for (int g = groups - 1; g >= 0; g--)
-            {
-                if (isReduced[g] != ofReduced) continue;
-                offset += flat % sizes[g] * strides[g];
-                flat /= sizes[g];
-            }
-            return offset;
-        }
     }
 
     private static Kernel CreateArgExtreme(OpContext op, bool max)

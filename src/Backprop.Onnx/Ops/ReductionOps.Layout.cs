@@ -86,3 +86,92 @@ internal static partial class ReductionOps
         _ => throw ctx.Invalid($"{what} must be int64, got {DataTypes.OnnxName(t.ElementType)}"),
     };
 }
+
+/// <summary>
+/// Which input elements each output of a reduction reads: output j reads x[Start(j) + Offsets[k]] for k &lt; Count
+/// (row-major over the reduced dimensions). Adjacent dimensions that are both reduced or both kept are merged, so a
+/// reduced trailing block is <see cref="Contiguous"/>: output j reads x[j·Count .. (j+1)·Count).
+/// </summary>
+internal sealed class ReductionLayout
+{
+    private readonly int[] _sizes;
+    private readonly int[] _strides;
+    private readonly bool[] _isReduced;
+    private readonly int[] _offsets;
+
+    public ReductionLayout(int[] shape, bool[] reduced)
+    {
+        var sizes = new List<int>();
+        var isReduced = new List<bool>();
+        long m = 1, r = 1;
+        for (int d = 0; d < shape.Length; d++)
+        {
+            if (reduced[d]) r *= shape[d]; else m *= shape[d];
+            if (shape[d] == 1) continue;
+            if (sizes.Count > 0 && isReduced[^1] == reduced[d]) sizes[^1] *= shape[d];
+            else { sizes.Add(shape[d]); isReduced.Add(reduced[d]); }
+        }
+        OutCount = checked((int)m);
+        Count = checked((int)r);
+        _sizes = [.. sizes];
+        _isReduced = [.. isReduced];
+        _strides = new int[_sizes.Length];
+        for (int g = _sizes.Length - 1, s = 1; g >= 0; s *= _sizes[g], g--) _strides[g] = s;
+        int reducedGroups = isReduced.Count(b => b);
+        Contiguous = reducedGroups == 0 || (reducedGroups == 1 && isReduced[^1]);
+        if (reducedGroups == 1 && !isReduced[^1])
+        {
+            int g = isReduced.IndexOf(true);
+            if (g == _sizes.Length - 2) RowBlock = (g == 0 ? 1 : ReductionOps.Product(_sizes, 0, g), _sizes[g], _sizes[^1]);
+        }
+        _offsets = Contiguous || OutCount == 0 ? [] : [.. Enumerable.Range(0, Count).Select(k => Offset(k, true))];
+    }
+
+    /// <summary>Number of outputs (product of the kept dimensions).</summary>
+    public int OutCount { get; }
+
+    /// <summary>Elements per output (product of the reduced dimensions).</summary>
+    public int Count { get; }
+
+    /// <summary>
+    /// Set when the input is [outer, rows, inner] with only the middle dimension reduced and inner &gt; 1: outputs are
+    /// then [outer, inner] and can be accumulated row by row.
+    /// </summary>
+    public (int Outer, int Rows, int Inner)? RowBlock { get; }
+
+    /// <summary>True when output j's elements are x[j·Count .. (j+1)·Count).</summary>
+    public bool Contiguous { get; }
+
+    /// <summary>The input index of output <paramref name="j"/>'s first element.</summary>
+    public int Start(int j) => Contiguous ? j * Count : Offset(j, false);
+
+    /// <summary>The input index of output j's k-th element, given <c>start = Start(j)</c>.</summary>
+    public int Index(int start, int k) => Contiguous ? start + k : start + _offsets[k];
+
+    /// <summary>Copies output j's elements (<c>start = Start(j)</c>) into <paramref name="buffer"/>.</summary>
+    public void Gather<T>(ReadOnlySpan<T> x, int start, Span<T> buffer)
+    {
+        if (Contiguous) { x.Slice(start, Count).CopyTo(buffer); return; }
+        for (int k = 0; k < buffer.Length; k++) buffer[k] = x[start + _offsets[k]];
+    }
+
+    /// <summary>Writes <paramref name="buffer"/> to output j's element positions (<c>start = Start(j)</c>).</summary>
+    public void Scatter<T>(ReadOnlySpan<T> buffer, Span<T> x, int start)
+    {
+        if (Contiguous) { buffer.CopyTo(x.Slice(start, Count)); return; }
+        for (int k = 0; k < buffer.Length; k++) x[start + _offsets[k]] = buffer[k];
+    }
+
+    /// <summary>The input offset of index <paramref name="flat"/> over the reduced (or kept) groups, row-major.</summary>
+    private int Offset(int flat, bool ofReduced)
+    {
+        int offset = 0;
+        for (int g = _sizes.Length - 1; g >= 0; g--)
+        {
+            if (_isReduced[g] != ofReduced) continue;
+            offset += flat % _sizes[g] * _strides[g];
+            flat /= _sizes[g];
+        }
+        return offset;
+    }
+}

@@ -48,12 +48,15 @@ internal static partial class ReductionOps
             InferTypes = TypeInferencePass.Fixed(DataType.Int64),
             NonDifferentiable = true,
         });
+
+        ops.Add(ReduceGradDefinition());
     }
 
     /// <summary>A Reduce* definition; <paramref name="axesInputFrom"/> is the opset where axes became an input.</summary>
     private static OpDefinition Reduction(string opType, ReduceKind kind, int axesInputFrom = 18) =>
         new(opType, op => CreateReduce(op, kind, axesInputFrom))
         {
+            Vjp = ReduceVjp(kind),
             DifferentiableInputs = [0],
         };
 
@@ -79,9 +82,9 @@ internal static partial class ReductionOps
     /// The axes a Reduce* node reduces at run time, as flags per dimension; null means "no-op" (empty axes with
     /// noop_with_empty_axes). Empty or absent axes mean every axis.
     /// </summary>
-    internal static bool[]? ReducedAxes(KernelContext ctx, ReduceAttributes a, int rank)
+    internal static bool[]? ReducedAxes(KernelContext ctx, ReduceAttributes a, int rank, int axesInput = 1)
     {
-        long[]? axes = a.AxesAsInput ? (ctx.Input(1) is { } t ? ReadInts(ctx, t, "axes") : null) : a.Axes;
+        long[]? axes = a.AxesAsInput ? (ctx.Input(axesInput) is { } t ? ReadInts(ctx, t, "axes") : null) : a.Axes;
         var reduced = new bool[rank];
         if (axes is null || axes.Length == 0)
         {

@@ -1,3 +1,4 @@
+using Backprop.Onnx.Autodiff;
 using Backprop.Onnx.IR;
 using Backprop.Onnx.Runtime;
 
@@ -15,7 +16,13 @@ internal static partial class ShapeOps
             if (op.OpsetVersion >= 4 && !op.Node.HasAttribute("axis")) throw op.Unsupported("Concat needs the 'axis' attribute");
             long axis = op.Node.GetInt("axis", 1);
             return new LambdaKernel(ctx => ctx.SetOutput(0, Concat(ctx, axis)));
-        }));
+        })
+        {
+            // dX_i = the i-th piece of dY cut along axis at the inputs' lengths (PyTorch derivatives.yaml cat:
+            // cat_tensors_backward): Split with the lengths Gather(Shape(X_i), axis) as an input from opset 13, with
+            // static lengths as an attribute before.
+            Vjp = ConcatVjp,
+        });
 
         // Split (ONNX spec "Split", versions 1, 2, 11, 13): cuts the input along axis into one part per output, of the
         // sizes in 'split' (an attribute in versions 2 and 11, an input in 1 and from 13) or equal parts.
@@ -32,7 +39,50 @@ internal static partial class ShapeOps
                 var split = attrSplit ?? (splitInput ? OpArgs.OptionalInt64s(ctx, 1, "split") : null);
                 Split(ctx, x, OpArgs.Axis(ctx, axis, x.Rank), split, ctx.OutputCount);
             });
-        }));
+        })
+        {
+            DifferentiableInputs = [0],
+            // dX = Concat(dY_0, …, dY_n-1) along axis, zeros for outputs no gradient reaches (PyTorch derivatives.yaml
+            // split_with_sizes: split_with_sizes_backward).
+            Vjp = ctx =>
+            {
+                var parts = Enumerable.Range(0, ctx.Node.Outputs.Count).Select(k => GradOrZeros(ctx, k)).ToArray();
+                return [ctx.Emit.Op("Concat", parts, OnnxAttribute.FromInt("axis", ctx.Node.GetInt("axis", 0)))];
+            },
+        });
+    }
+
+    private static string?[] ConcatVjp(GradientContext ctx)
+    {
+        var e = ctx.Emit;
+        long axis = ctx.Node.GetInt("axis", 1);
+        int n = ctx.InputCount;
+        string sizes;
+        OnnxAttribute? splitAttr = null;
+        if (e.OpsetVersion >= 13)
+        {
+            var lengths = Enumerable.Range(0, n).Select(i => e.Op("Gather", e.Shape(ctx.Input(i)), e.Int64s(axis))).ToArray();
+            sizes = n == 1 ? lengths[0] : e.Op("Concat", lengths, OnnxAttribute.FromInt("axis", 0));
+        }
+        else
+        {
+            var lengths = new long[n];
+            for (int i = 0; i < n; i++)
+            {
+                var shape = ctx.StaticShape(ctx.Input(i));
+                int a = shape is null ? -1 : (int)(axis < 0 ? axis + shape.Count : axis);
+                if (shape is null || a < 0 || a >= shape.Count || shape[a].Value is not { } len)
+                    throw ctx.Unsupported($"before opset 13 Split takes static sizes, and input {i}'s length along axis {axis} is not known");
+                lengths[i] = len;
+            }
+            sizes = "";
+            splitAttr = OnnxAttribute.FromInts("split", lengths);
+        }
+        var axisAttr = OnnxAttribute.FromInt("axis", axis);
+        var pieces = splitAttr is null
+            ? e.Ops("Split", [ctx.OutputGrad(0)!, sizes], n, "", axisAttr)
+            : e.Ops("Split", [ctx.OutputGrad(0)!], n, "", axisAttr, splitAttr);
+        return [.. pieces.Select((p, i) => ctx.NeedsGrad(i) ? p : null)];
     }
 
     private static OnnxTensor Concat(KernelContext ctx, long axisAttr)

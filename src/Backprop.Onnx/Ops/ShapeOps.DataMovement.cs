@@ -77,6 +77,37 @@ internal static class DataMovement
         Dispatch(src, dst, ref action);
     }
 
+    /// <summary>
+    /// The source offsets <see cref="GatherStrided"/> reads, one per destination element in row-major order (-1 where
+    /// a table entry is negative): the index map of a strided view, for the gradient kernels that scatter back.
+    /// </summary>
+    public static int[] StridedMap(int[] shape, long baseOffset, long[] strides, int[]?[]? tables = null)
+    {
+        int rank = shape.Length;
+        long total = 1;
+        foreach (int d in shape) total *= d;
+        var map = new int[total];
+        if (total == 0) return map;
+        var coord = new int[rank];
+        for (long i = 0; i < total; i++)
+        {
+            long offset = baseOffset;
+            for (int d = 0; d < rank; d++)
+            {
+                int t = tables?[d] is { } table ? table[coord[d]] : coord[d];
+                if (t < 0) { offset = -1; break; }
+                offset += strides[d] * t;
+            }
+            map[i] = (int)offset;
+            for (int d = rank - 1; d >= 0; d--)
+            {
+                if (++coord[d] < shape[d]) break;
+                coord[d] = 0;
+            }
+        }
+        return map;
+    }
+
     /// <summary>dst[i] = src[map[i]] for every i (a negative entry leaves dst[i] untouched).</summary>
     public static void GatherMap(OnnxTensor src, OnnxTensor dst, int[] map)
     {

@@ -1,3 +1,4 @@
+using Backprop.Onnx.Autodiff;
 using Backprop.Onnx.IR;
 using Backprop.Onnx.Runtime;
 
@@ -19,7 +20,14 @@ internal static partial class ShapeOps
                 var perm = Permutation(ctx, permAttr, x.Rank);
                 ctx.SetOutput(0, DataMovement.Permute(ctx, x, x.Dims, perm));
             });
-        }));
+        })
+        {
+            // dX = Transpose(dY, inverse(perm)) (PyTorch derivatives.yaml permute: grad.permute(inverse dims)); the
+            // default reversal is its own inverse.
+            Vjp = ctx => [ctx.Node.GetInts("perm") is { } p
+                ? ctx.Emit.Transpose(ctx.OutputGrad(0)!, InversePermutation(p))
+                : ctx.Emit.Op("Transpose", ctx.OutputGrad(0)!)],
+        });
 
         // DepthToSpace (ONNX spec "DepthToSpace", versions 1, 11, 13): moves blocks of the channel dimension into
         // blocksize x blocksize spatial blocks of an [N,C,H,W] tensor. DCR (the default, and the only mode before
@@ -42,7 +50,12 @@ internal static partial class ShapeOps
                     : DataMovement.Permute(ctx, x, [n, cOut, b, b, h, w], [0, 1, 4, 2, 5, 3]);
                 ctx.SetOutput(0, y.Reshape([n, cOut, h * b, w * b]));
             });
-        }));
+        })
+        {
+            // DepthToSpace permutes elements, so dX is dY moved back: SpaceToDepth(dY) for DCR (its exact inverse, ONNX
+            // spec); for CRD, SpaceToDepth gives the DCR channel order k*C'+c, which a channel transpose turns into c*b²+k.
+            Vjp = DepthToSpaceVjp,
+        });
 
         // SpaceToDepth (ONNX spec "SpaceToDepth", versions 1, 13): the inverse of DepthToSpace in DCR mode; each
         // blocksize x blocksize spatial block becomes b*b channels, channel = (by*b + bx)*C + c.
@@ -58,7 +71,36 @@ internal static partial class ShapeOps
                 var y = DataMovement.Permute(ctx, x, [n, c, h / b, b, w / b, b], [0, 3, 5, 1, 2, 4]);
                 ctx.SetOutput(0, y.Reshape([n, c * b * b, h / b, w / b]));
             });
-        }));
+        })
+        {
+            // dX = DepthToSpace(dY, blocksize, DCR): the inverse permutation (ONNX spec: SpaceToDepth is the reverse of
+            // DepthToSpace in DCR mode).
+            Vjp = ctx =>
+            {
+                var attrs = new List<OnnxAttribute> { OnnxAttribute.FromInt("blocksize", ctx.Node.GetInt("blocksize", 0)) };
+                if (ctx.Emit.OpsetVersion >= 11) attrs.Add(OnnxAttribute.FromString("mode", "DCR"));
+                return [ctx.Emit.Op("DepthToSpace", [ctx.OutputGrad(0)!], [.. attrs])];
+            },
+        });
+    }
+
+    private static string?[] DepthToSpaceVjp(GradientContext ctx)
+    {
+        long b = ctx.Node.GetInt("blocksize", 0);
+        var e = ctx.Emit;
+        string s = e.Op("SpaceToDepth", [ctx.OutputGrad(0)!], OnnxAttribute.FromInt("blocksize", b));
+        if (ctx.OpsetVersion < 11 || ctx.Node.GetString("mode", "DCR") == "DCR") return [s];
+        // s: [N, b²C', H, W] with channel k*C' + c  →  [N, H, W, b², C']  →  [N, C', b², H, W]  →  Shape(X).
+        string t = e.Reshape(e.Transpose(s, 0, 2, 3, 1), e.Int64s(0, 0, 0, b * b, -1));
+        return [e.Reshape(e.Transpose(t, 0, 4, 3, 1, 2), e.Shape(ctx.Input(0)))];
+    }
+
+    /// <summary>The inverse of a permutation (negative entries count from the back, as the forward kernel accepts).</summary>
+    internal static long[] InversePermutation(long[] perm)
+    {
+        var inverse = new long[perm.Length];
+        for (int i = 0; i < perm.Length; i++) inverse[perm[i] < 0 ? perm[i] + perm.Length : perm[i]] = i;
+        return inverse;
     }
 
     /// <summary>The permutation of Transpose: the attribute validated against the rank, or the reversed dimensions.</summary>

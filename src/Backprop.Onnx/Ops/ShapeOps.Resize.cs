@@ -1,3 +1,4 @@
+using Backprop.Onnx.Autodiff;
 using Backprop.Onnx.IR;
 using Backprop.Onnx.Runtime;
 
@@ -18,6 +19,10 @@ internal static partial class ShapeOps
         ops.Add(new OpDefinition("Resize", op => ResizeKernel(op, op.OpsetVersion >= 11 ? ResizeForm.Resize11 : ResizeForm.Resize10), minVersion: 10)
         {
             DifferentiableInputs = [0],
+            // Resize is linear in X: dX = Aᵀ dY for its interpolation matrix A (PyTorch derivatives.yaml
+            // upsample_{nearest,linear,bilinear,bicubic}*_backward), by our ResizeGrad kernel; roi, scales and sizes
+            // take no gradient.
+            Vjp = ctx => ResizeVjp(ctx, ctx.OpsetVersion >= 11 ? ResizeForm.Resize11 : ResizeForm.Resize10),
         });
 
         // Upsample (ONNX spec "Upsample", versions 7 and 9; deprecated at 10): nearest or linear with asymmetric
@@ -25,15 +30,17 @@ internal static partial class ShapeOps
         ops.Add(new OpDefinition("Upsample", op => ResizeKernel(op, op.OpsetVersion >= 9 ? ResizeForm.Upsample9 : ResizeForm.Upsample7), minVersion: 7, maxVersion: 9)
         {
             DifferentiableInputs = [0],
+            // As Resize: dX = Aᵀ dY (PyTorch upsample_nearest*_backward / upsample_*linear*_backward).
+            Vjp = ctx => ResizeVjp(ctx, ctx.OpsetVersion >= 9 ? ResizeForm.Upsample9 : ResizeForm.Upsample7),
         });
     }
 
     private enum ResizeForm { Upsample7, Upsample9, Resize10, Resize11 }
 
-    /// <summary>The parsed attributes of a Resize or Upsample node.</summary>
+    /// <summary>The parsed attributes of a Resize or Upsample node (version defaults applied).</summary>
     internal sealed record ResizeAttributes(string Mode, string CoordinateMode, string NearestMode, double CubicA, bool ExcludeOutside, double ExtrapolationValue);
 
-    private static Kernel ResizeKernel(OpContext op, ResizeForm form)
+    private static ResizeAttributes ParseResize(OpContext op, ResizeForm form)
     {
         var node = op.Node;
         DataMovement.RequireMovable(op, 0);
@@ -51,33 +58,69 @@ internal static partial class ShapeOps
         var type = op.InputType(0);
         if (mode != "nearest" && type != DataType.Undefined && type is not (DataType.Float or DataType.Double or DataType.Float16))
             throw op.Unsupported($"{mode} interpolation of {DataTypes.OnnxName(type)} (implemented for float, double, float16)");
-        var attrs = new ResizeAttributes(mode, coord, nearest, node.GetFloat("cubic_coeff_a", -0.75f),
+        return new ResizeAttributes(mode, coord, nearest, node.GetFloat("cubic_coeff_a", -0.75f),
             node.GetInt("exclude_outside", 0) != 0, node.GetFloat("extrapolation_value", 0f));
-        float[]? attrScales = null;
-        if (form == ResizeForm.Upsample7) attrScales = node.GetFloats("scales") ?? throw op.Unsupported("Upsample-7 needs the 'scales' attribute");
+    }
 
+    private static string?[] ResizeVjp(GradientContext ctx, ResizeForm form)
+    {
+        var node = ctx.Node;
+        var e = ctx.Emit;
+        bool v11 = form == ResizeForm.Resize11;
+        string mode = node.GetString("mode", "nearest");
+        if (mode == "bilinear") mode = "linear";
+        var attrs = new List<OnnxAttribute>
+        {
+            OnnxAttribute.FromString("mode", mode),
+            OnnxAttribute.FromString("coordinate_transformation_mode", v11 ? node.GetString("coordinate_transformation_mode", "half_pixel") : "asymmetric"),
+            OnnxAttribute.FromString("nearest_mode", v11 ? node.GetString("nearest_mode", "round_prefer_floor") : "floor"),
+            OnnxAttribute.FromFloat("cubic_coeff_a", node.GetFloat("cubic_coeff_a", -0.75f)),
+            OnnxAttribute.FromInt("exclude_outside", node.GetInt("exclude_outside", 0)),
+        };
+        string[] args = form switch
+        {
+            ResizeForm.Resize11 => [InputOrAbsent(ctx, 1), InputOrAbsent(ctx, 2), InputOrAbsent(ctx, 3)],
+            ResizeForm.Upsample7 => ["", e.Constant(OnnxTensor.FromArray(node.GetFloats("scales")!, node.GetFloats("scales")!.Length)), ""],
+            _ => ["", ctx.Input(1), ""],
+        };
+        return [e.Custom("ResizeGrad", [ctx.OutputGrad(0)!, e.Shape(ctx.Input(0)), .. args], [.. attrs])];
+    }
+
+    private static Kernel ResizeKernel(OpContext op, ResizeForm form)
+    {
+        var attrs = ParseResize(op, form);
+        float[]? attrScales = null;
+        if (form == ResizeForm.Upsample7) attrScales = op.Node.GetFloats("scales") ?? throw op.Unsupported("Upsample-7 needs the 'scales' attribute");
         return new LambdaKernel(ctx =>
         {
             var x = ctx.RequiredInput(0);
-            double[]? scales = attrScales?.Select(s => (double)s).ToArray();
-            long[]? sizes = null;
-            double[]? roi = null;
-            int scalesIndex = form == ResizeForm.Resize11 ? 2 : 1;
-            if (scales is null && ctx.Input(scalesIndex) is { ElementCount: > 0 } s)
-                scales = [.. Enumerable.Range(0, (int)s.ElementCount).Select(i => s.GetDouble(i))];
-            if (form == ResizeForm.Resize11)
-            {
-                if (ctx.Input(3) is { ElementCount: > 0 } z) sizes = OpArgs.Int64s(ctx, z, "sizes");
-                if (ctx.Input(1) is { ElementCount: > 0 } r) roi = [.. Enumerable.Range(0, (int)r.ElementCount).Select(i => r.GetDouble(i))];
-            }
+            var (scales, sizes, roi) = form == ResizeForm.Resize11 ? ResizeArgs(ctx, 1) : (attrScales?.Select(s => (double)s).ToArray() ?? Doubles(ctx.Input(1)), null, null);
             ctx.SetOutput(0, Resize(ctx, x, attrs, scales, sizes, roi));
         });
     }
 
+    /// <summary>roi, scales and sizes of the Resize-11 input layout starting at <paramref name="first"/> (empty tensors count as absent).</summary>
+    private static (double[]? Scales, long[]? Sizes, double[]? Roi) ResizeArgs(KernelContext ctx, int first) =>
+        (Doubles(ctx.Input(first + 1)), ctx.Input(first + 2) is { ElementCount: > 0 } z ? OpArgs.Int64s(ctx, z, "sizes") : null, Doubles(ctx.Input(first)));
+
+    private static double[]? Doubles(OnnxTensor? t) =>
+        t is { ElementCount: > 0 } ? [.. Enumerable.Range(0, (int)t.ElementCount).Select(i => t.GetDouble(i))] : null;
+
     /// <summary>Resizes <paramref name="x"/> by <paramref name="scales"/> or to <paramref name="sizes"/> (exactly one given).</summary>
     internal static OnnxTensor Resize(KernelContext ctx, OnnxTensor x, ResizeAttributes a, double[]? scales, long[]? sizes, double[]? roi)
     {
-        int rank = x.Rank;
+        var (outShape, taps) = PlanResize(ctx, x.Dims, a, scales, sizes, roi);
+        var result = ctx.Allocate(x.ElementType, outShape);
+        if (result.ElementCount == 0) return result;
+        if (a.Mode == "nearest") ResizeNearest(x, result, taps, a.ExtrapolationValue);
+        else ResizeInterpolate(x, result, taps, a.ExtrapolationValue);
+        return result;
+    }
+
+    /// <summary>The output shape and the taps of every axis (the spec's output size rule and coordinate transformation).</summary>
+    internal static (int[] Shape, AxisTaps[] Taps) PlanResize(KernelContext ctx, int[] inShape, ResizeAttributes a, double[]? scales, long[]? sizes, double[]? roi)
+    {
+        int rank = inShape.Length;
         if ((scales is null) == (sizes is null)) throw ctx.Invalid("exactly one of scales and sizes must be given");
         if ((scales?.Length ?? sizes!.Length) != rank) throw ctx.Invalid($"scales/sizes must have {rank} values");
         bool crop = a.CoordinateMode == "tf_crop_and_resize";
@@ -86,7 +129,7 @@ internal static partial class ShapeOps
         var taps = new AxisTaps[rank];
         for (int d = 0; d < rank; d++)
         {
-            int inLen = x.Dims[d];
+            int inLen = inShape[d];
             double scale, resized;
             double roiStart = crop ? roi![d] : 0, roiEnd = crop ? roi![d + rank] : 1;
             if (sizes is not null)
@@ -108,11 +151,7 @@ internal static partial class ShapeOps
             if (inLen == 0 && outShape[d] > 0) throw ctx.Invalid($"cannot resize the empty axis {d} to {outShape[d]}");
             taps[d] = AxisTaps.Build(a, inLen, outShape[d], scale, resized, roiStart, roiEnd);
         }
-        var result = ctx.Allocate(x.ElementType, outShape);
-        if (result.ElementCount == 0) return result;
-        if (a.Mode == "nearest") ResizeNearest(x, result, taps, a.ExtrapolationValue);
-        else ResizeInterpolate(x, result, taps, a.ExtrapolationValue);
-        return result;
+        return (outShape, taps);
     }
 
     private static void ResizeNearest(OnnxTensor x, OnnxTensor result, AxisTaps[] taps, double extrapolation)

@@ -1,3 +1,4 @@
+using Backprop.Onnx.Autodiff;
 using Backprop.Onnx.IR;
 using Backprop.Onnx.Runtime;
 
@@ -31,6 +32,15 @@ internal static partial class ShapeOps
         })
         {
             DifferentiableInputs = [0],
+            // dX = zeros of Shape(X) with dY at the sliced elements (PyTorch derivatives.yaml slice: slice_backward),
+            // by our SliceGrad kernel.
+            Vjp = ctx =>
+            {
+                string[] args = ctx.OpsetVersion < 10
+                    ? [ctx.Emit.Int64s(ctx.Node.GetInts("starts")!), ctx.Emit.Int64s(ctx.Node.GetInts("ends")!), IntsOrAbsent(ctx, "axes"), ""]
+                    : [ctx.Input(1), ctx.Input(2), InputOrAbsent(ctx, 3), InputOrAbsent(ctx, 4)];
+                return [ctx.Emit.Custom("SliceGrad", [ctx.OutputGrad(0)!, ctx.Emit.Shape(ctx.Input(0)), .. args])];
+            },
         });
 
         // Tile (ONNX spec "Tile", versions 6, 13): repeats the input repeats[d] times along each dimension d.
@@ -57,6 +67,9 @@ internal static partial class ShapeOps
         }, minVersion: 6)
         {
             DifferentiableInputs = [0],
+            // Each input element appears once per tile, so dX is the sum of dY over the tiles (PyTorch
+            // derivatives.yaml repeat: repeat_backward): dY viewed as [r0, d0, r1, d1, …] summed to [1, d0, 1, d1, …].
+            Vjp = TileVjp,
         });
 
         // Pad (ONNX spec "Pad", versions 1, 2, 11, 13, 18): pads (begin values of every axis, then end values; negative
@@ -95,7 +108,29 @@ internal static partial class ShapeOps
         })
         {
             DifferentiableInputs = [0],
+            // dX[i] = Σ dY[j] over the outputs j copied from input i (constant padding takes none; PyTorch
+            // derivatives.yaml constant_pad_nd / reflection_pad*d_backward / replication_pad*d_backward), by our
+            // PadGrad kernel. constant_value takes no gradient, as in PyTorch.
+            Vjp = ctx =>
+            {
+                string pads = ctx.OpsetVersion < 11 ? IntsOrAbsent(ctx, ctx.OpsetVersion < 2 ? "paddings" : "pads") : ctx.Input(1);
+                string axes = ctx.OpsetVersion >= 11 ? InputOrAbsent(ctx, 3) : "";
+                return [ctx.Emit.Custom("PadGrad", [ctx.OutputGrad(0)!, ctx.Emit.Shape(ctx.Input(0)), pads, axes],
+                    OnnxAttribute.FromString("mode", ctx.Node.GetString("mode", "constant")))];
+            },
         });
+    }
+
+    private static string?[] TileVjp(GradientContext ctx)
+    {
+        var e = ctx.Emit;
+        string shape = e.Shape(ctx.Input(0));
+        string repeats = ctx.Input(1);
+        string Interleave(string first) =>
+            e.Reshape(e.Op("Concat", [e.Unsqueeze(first, 1), e.Unsqueeze(shape, 1)], OnnxAttribute.FromInt("axis", 1)), e.Int64s(-1));
+        string blocks = e.Reshape(ctx.OutputGrad(0)!, Interleave(repeats));
+        string summed = e.Custom("SumToShape", [blocks, Interleave(e.OnesLike(repeats))]);
+        return [e.Reshape(summed, shape)];
     }
 
     /// <summary>Normalized slice of one axis: first index, step and element count.</summary>
@@ -149,7 +184,17 @@ internal static partial class ShapeOps
     /// <summary>Pads (or crops, for negative pads) <paramref name="x"/>; <paramref name="value"/> fills constant padding (zero when null).</summary>
     internal static OnnxTensor Pad(KernelContext ctx, OnnxTensor x, long[] pads, long[]? axesArg, string mode, OnnxTensor? value)
     {
-        int rank = x.Rank;
+        var (outShape, tables) = PadTables(ctx, x.Dims, pads, axesArg, mode);
+        var result = ctx.Allocate(x.ElementType, outShape);
+        if (mode == "constant" && value is not null) DataMovement.Fill(result, value);
+        DataMovement.GatherStrided(x, result, outShape, 0, Broadcast.ContiguousStrides(x.Dims), tables);
+        return result;
+    }
+
+    /// <summary>The padded shape and, per padded axis, the source index of each output index (-1: constant padding).</summary>
+    internal static (int[] Shape, int[]?[] Tables) PadTables(KernelContext ctx, int[] dims, long[] pads, long[]? axesArg, string mode)
+    {
+        int rank = dims.Length;
         var axes = axesArg is null ? [.. Enumerable.Range(0, rank)] : OpArgs.Axes(ctx, axesArg, rank);
         if (pads.Length != 2 * axes.Length) throw ctx.Invalid($"pads [{string.Join(',', pads)}] must hold 2 x {axes.Length} values");
         var begin = new long[rank];
@@ -159,7 +204,7 @@ internal static partial class ShapeOps
         var tables = new int[]?[rank];
         for (int d = 0; d < rank; d++)
         {
-            int dim = x.Dims[d];
+            int dim = dims[d];
             long size = dim + begin[d] + end[d];
             if (size < 0 || size > int.MaxValue) throw ctx.Invalid($"pads [{string.Join(',', pads)}] give axis {d} of size {dim} the size {size}");
             outShape[d] = (int)size;
@@ -179,10 +224,7 @@ internal static partial class ShapeOps
             }
             tables[d] = table;
         }
-        var result = ctx.Allocate(x.ElementType, outShape);
-        if (mode == "constant" && value is not null) DataMovement.Fill(result, value);
-        DataMovement.GatherStrided(x, result, outShape, 0, Broadcast.ContiguousStrides(x.Dims), tables);
-        return result;
+        return (outShape, tables);
     }
 
     /// <summary>Index <paramref name="s"/> mirrored into [0, dim) without repeating the edge (NumPy "reflect", periodic beyond one reflection).</summary>

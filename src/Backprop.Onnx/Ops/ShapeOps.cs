@@ -1,3 +1,4 @@
+using Backprop.Onnx.Autodiff;
 using Backprop.Onnx.IR;
 using Backprop.Onnx.Runtime;
 
@@ -18,6 +19,7 @@ internal static partial class ShapeOps
         RegisterConcat(ops);
         RegisterSlicing(ops);
         RegisterResize(ops);
+        RegisterGradientKernels(ops);
     }
 
     private static void RegisterViews(List<OpDefinition> ops)
@@ -39,6 +41,8 @@ internal static partial class ShapeOps
         })
         {
             DifferentiableInputs = [0],
+            // dX = Reshape(dY, Shape(X)) (PyTorch derivatives.yaml: _reshape_alias / view: grad.reshape(self.sizes())).
+            Vjp = ctx => [ReshapeLike(ctx, ctx.OutputGrad(0)!, ctx.Input(0))],
         });
 
         // Flatten (ONNX spec "Flatten", versions 1, 9, 11, 13): [d0..d(axis-1)] and [d(axis)..] each collapse into one
@@ -56,7 +60,11 @@ internal static partial class ShapeOps
                 int inner = checked((int)OpArgs.Product(x.Dims, (int)a, rank));
                 ctx.SetOutput(0, x.Reshape([outer, inner]));
             });
-        }));
+        })
+        {
+            // dX = Reshape(dY, Shape(X)) (PyTorch: flatten is a view; its backward reshapes).
+            Vjp = ctx => [ReshapeLike(ctx, ctx.OutputGrad(0)!, ctx.Input(0))],
+        });
 
         // Squeeze (ONNX spec "Squeeze", versions 1, 11, 13): removes the listed dimensions of size 1 (all of them when
         // axes are absent); axes are an attribute before opset 13 and an optional input from 13.
@@ -83,6 +91,8 @@ internal static partial class ShapeOps
         })
         {
             DifferentiableInputs = [0],
+            // dX = Reshape(dY, Shape(X)) (PyTorch derivatives.yaml squeeze: unsqueeze_to(grad, sizes)).
+            Vjp = ctx => [ReshapeLike(ctx, ctx.OutputGrad(0)!, ctx.Input(0))],
         });
 
         // Unsqueeze (ONNX spec "Unsqueeze", versions 1, 11, 13): inserts dimensions of size 1 at the listed positions of
@@ -105,6 +115,8 @@ internal static partial class ShapeOps
         })
         {
             DifferentiableInputs = [0],
+            // dX = Reshape(dY, Shape(X)) (PyTorch derivatives.yaml unsqueeze: grad.squeeze(dim)).
+            Vjp = ctx => [ReshapeLike(ctx, ctx.OutputGrad(0)!, ctx.Input(0))],
         });
 
         // Shape (ONNX spec "Shape", versions 1, 13, 15): the input's dimensions as int64; from opset 15 only those in
@@ -152,6 +164,9 @@ internal static partial class ShapeOps
         }, minVersion: 8)
         {
             DifferentiableInputs = [0],
+            // dX = dY summed over the broadcast dimensions back to Shape(X) (PyTorch derivatives.yaml expand:
+            // at::sum_to(grad, self.sizes())).
+            Vjp = ctx => [ctx.Emit.SumToShapeOf(ctx.OutputGrad(0)!, ctx.Input(0))],
         });
     }
 

@@ -17,12 +17,13 @@ internal static partial class SoftmaxOps
     public static void Register(List<OpDefinition> ops)
     {
         // ONNX spec "Softmax" (1, 11, 13): y = exp(x - max) / Σ exp(x - max).
-        ops.Add(new OpDefinition("Softmax", op => Create(op, Kind.Softmax)));
+        ops.Add(new OpDefinition("Softmax", op => Create(op, Kind.Softmax)) { Vjp = SoftmaxVjp });
         // ONNX spec "LogSoftmax" (1, 11, 13): y = x - max - log Σ exp(x - max).
-        ops.Add(new OpDefinition("LogSoftmax", op => Create(op, Kind.LogSoftmax)));
+        ops.Add(new OpDefinition("LogSoftmax", op => Create(op, Kind.LogSoftmax)) { Vjp = LogSoftmaxVjp });
         // ONNX spec "Hardmax" (1, 11, 13): 1 at the first maximal element of each line, 0 elsewhere; piecewise
         // constant, so no gradient flows.
         ops.Add(new OpDefinition("Hardmax", op => Create(op, Kind.Hardmax)) { NonDifferentiable = true });
+        ops.AddRange(GradDefinitions());
     }
 
     /// <summary>The [outer, n, inner] view the op works on for this opset's axis semantics.</summary>

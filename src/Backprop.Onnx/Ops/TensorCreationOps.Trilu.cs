@@ -23,6 +23,10 @@ internal static partial class TensorCreationOps
         }, minVersion: 14)
         {
             DifferentiableInputs = [0],
+            // Trilu masks its input, so dX = Trilu(dY) with the same k and upper (PyTorch derivatives.yaml tril/triu:
+            // grad.tril(k) / grad.triu(k)).
+            Vjp = ctx => [ctx.Emit.Op("Trilu", ctx.HasInput(1) ? [ctx.OutputGrad(0)!, ctx.Input(1)] : [ctx.OutputGrad(0)!],
+                OnnxAttribute.FromInt("upper", ctx.Node.GetInt("upper", 1)))],
         });
     }
 

@@ -124,6 +124,8 @@ public sealed class Trainer
         var analysisOptions = new GradientOptions { Outputs = { options.Loss.LossName } };
         foreach (var c in candidates) analysisOptions.Wrt.Add(c);
         var report = ReverseMode.Analyze(training, analysisOptions);
+        // A parameter cut off by a missing rule is an error, not a parameter to skip.
+        if (!report.IsDifferentiable) throw new DifferentiationException(report);
         var unreachable = report.Issues.Where(i => i.Kind == DifferentiabilityIssueKind.Unreachable).Select(i => i.Value).ToHashSet(StringComparer.Ordinal);
         var trainable = candidates.Where(c => !unreachable.Contains(c)).ToList();
         if (trainable.Count == 0) throw new ArgumentException("No trainable parameter is left (all frozen, or none reaches the loss).");

@@ -15,32 +15,7 @@ namespace Backprop.Onnx.Tests.Cli;
 [DoNotParallelize]
 public sealed class InspectCommandTests
 {
-    private static (int ExitCode, string Out, string Err) RunCli(params string[] args)
-    {
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        using var stdout = new StringWriter();
-        using var stderr = new StringWriter();
-        var oldAnsi = Spectre.Console.AnsiConsole.Console;
-        Console.SetOut(stdout);
-        Console.SetError(stderr);
-        Spectre.Console.AnsiConsole.Console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
-        {
-            Ansi = Spectre.Console.AnsiSupport.No,
-            ColorSystem = Spectre.Console.ColorSystemSupport.NoColors,
-            Out = new Spectre.Console.AnsiConsoleOutput(stdout),
-        });
-        try
-        {
-            int code = Backprop.Onnx.Cli.Program.Main(args);
-            return (code, stdout.ToString(), stderr.ToString());
-        }
-        finally
-        {
-            Console.SetOut(oldOut);
-            Console.SetError(oldErr);
-            Spectre.Console.AnsiConsole.Console = oldAnsi;
-        }
-    }
+    private static (int ExitCode, string Out, string Err) RunCli(params string[] args) => CliRunner.Run(args);
 
     [TestMethod]
     public void Json_Parses_AndHasTheFields()

@@ -156,4 +156,60 @@ public sealed class IndexingTests
             CollectionAssert.AreEqual(expected, TestTensors.Values(y), $"axis {axis}");
         }
     }
+
+    // ---- gradients (float64 finite differences) ----
+
+    private static OnnxTensor R(int seed, params int[] shape) => GradCheck.Random(seed, shape);
+
+    [TestMethod]
+    [DataRow(0, 17)]
+    [DataRow(1, 17)]
+    [DataRow(-1, 11)]
+    public void Grad_Gather_AccumulatesRepeatedIndices(int axis, int opset) =>
+        GradCheck.Op("Gather", [R(31, 3, 4), OnnxTensor.FromArray(new long[] { 2, -1, 0, 2, 1 }, 5)], [OnnxAttribute.FromInt("axis", axis)], opset: opset);
+
+    [TestMethod]
+    [DataRow(17)]
+    [DataRow(13)]
+    public void Grad_GatherElements_And_GatherND(int opset)
+    {
+        var elementIndices = OnnxTensor.FromArray(new long[] { 2, -1, 0, 1, 0, 1, -3, 2 }, 2, 4);
+        GradCheck.Op("GatherElements", [R(32, 3, 4), elementIndices], [OnnxAttribute.FromInt("axis", 0)], opset: opset);
+        GradCheck.Op("GatherElements", [R(33, 3, 4), OnnxTensor.FromArray(new long[] { 3, 3, 0, -1 }, 2, 2)], [OnnxAttribute.FromInt("axis", 1)], opset: opset);
+        GradCheck.Op("GatherND", [R(34, 3, 2, 2), OnnxTensor.FromArray(new long[] { 1, 0, 1, 0, -1, 1 }, 3, 2)], opset: opset);
+        GradCheck.Op("GatherND", [R(35, 2, 3, 2), OnnxTensor.FromArray(new long[] { 2, 0, -1, 1 }, 2, 2, 1)], [OnnxAttribute.FromInt("batch_dims", 1)], opset: opset);
+    }
+
+    [TestMethod]
+    [DataRow("none", 13)]
+    [DataRow("add", 16)]
+    public void Grad_ScatterElements_And_ScatterND(string reduction, int opset)
+    {
+        // Distinct targets for 'none' (a duplicate write makes the overwritten update's gradient ill-defined).
+        var attrs = opset >= 16 ? new[] { OnnxAttribute.FromString("reduction", reduction) } : [];
+        var indices = OnnxTensor.FromArray(reduction == "add" ? new long[] { 1, 1, 0, 2 } : [1, -1, 0, 2], 1, 4);
+        GradCheck.Op("ScatterElements", [R(36, 3, 4), indices, R(37, 1, 4)], [.. attrs, OnnxAttribute.FromInt("axis", 0)], opset: opset);
+        var ndIndices = OnnxTensor.FromArray(reduction == "add" ? new long[] { 1, 0, 1 } : [1, -3, 2], 3, 1);
+        GradCheck.Op("ScatterND", [R(38, 3, 2), ndIndices, R(39, 3, 2)], attrs, opset: opset);
+    }
+
+    [TestMethod]
+    [DataRow(1, true, 17)]
+    [DataRow(0, false, 17)]
+    [DataRow(-1, true, 10)]
+    public void Grad_TopK_ScattersValuesBack(int axis, bool largest, int opset)
+    {
+        var x = R(40, 3, 5);
+        var attrs = new List<OnnxAttribute> { OnnxAttribute.FromInt("axis", axis) };
+        if (opset >= 11) attrs.Add(OnnxAttribute.FromInt("largest", largest ? 1 : 0));
+        GradCheck.Op("TopK", [x, TestTensors.Int64s(2)], [.. attrs], outputCount: 2, opset: opset);
+    }
+
+    [TestMethod]
+    [DataRow(0, 0, 1)]
+    [DataRow(1, 0, 0)]
+    [DataRow(0, 1, -1)]
+    [DataRow(1, 1, 1)]
+    public void Grad_CumSum_RunsTheOtherWay(int exclusive, int reverse, int axis) =>
+        GradCheck.Op("CumSum", [R(41, 3, 5), OnnxTensor.Scalar((long)axis)], [OnnxAttribute.FromInt("exclusive", exclusive), OnnxAttribute.FromInt("reverse", reverse)]);
 }

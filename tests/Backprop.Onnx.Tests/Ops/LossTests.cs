@@ -105,4 +105,29 @@ public sealed class LossTests
         Assert.ThrowsExactly<UnsupportedOperatorException>(() => SingleNode.Run("NegativeLogLikelihoodLoss", [x, OnnxTensor.FromArray(new long[] { 1, 0 }, 2)], 1, 13,
             OnnxAttribute.FromString("reduction", "max")));
     }
+
+    [TestMethod]
+    [DataRow("NegativeLogLikelihoodLoss", "3,5", "mean", false, null)]
+    [DataRow("NegativeLogLikelihoodLoss", "3,5,2", "sum", true, 1L)]
+    [DataRow("NegativeLogLikelihoodLoss", "2,4,3", "none", true, null)]
+    [DataRow("NegativeLogLikelihoodLoss", "2,3,2,2", "mean", true, -1L)]
+    [DataRow("SoftmaxCrossEntropyLoss", "3,5", "mean", false, null)]
+    [DataRow("SoftmaxCrossEntropyLoss", "3,5", "sum", true, 2L)]
+    [DataRow("SoftmaxCrossEntropyLoss", "2,4,3", "none", false, 0L)]
+    [DataRow("SoftmaxCrossEntropyLoss", "2,3,2,2", "mean", true, -1L)]
+    public void Gradient_MatchesFiniteDifferences(string op, string shapeText, string reduction, bool withWeight, long? ignore)
+    {
+        var shape = OpTensors.Shape(shapeText);
+        int c = shape[1];
+        var targetShape = shape.Where((_, i) => i != 1).ToArray();
+        var target = OnnxTensor.FromArray(Targets(51, OpTensors.Count(targetShape), c, ignore), targetShape);
+        var attrs = new List<OnnxAttribute> { OnnxAttribute.FromString("reduction", reduction) };
+        if (ignore is { } ii) attrs.Add(OnnxAttribute.FromInt("ignore_index", ii));
+        var weight = withWeight ? GradCheck.Random(52, [c], 0.2, 2) : null;
+        var x = GradCheck.Random(53, shape, -2, 2);
+        // SoftmaxCrossEntropyLoss also outputs log_prob: both outputs get random cotangents.
+        int outputs = op == "SoftmaxCrossEntropyLoss" ? 2 : 1;
+        GradCheck.Op(op, [x, target, weight], [.. attrs], outputCount: outputs, opset: 13, wrt: [0]);
+    }
 }
+

@@ -248,4 +248,86 @@ public sealed class NormalizationTests
         Assert.ThrowsExactly<UnsupportedOperatorException>(() => RunTraining(x, 0.5, 1, OnnxAttribute.FromInt("seed", 0)));
         Assert.ThrowsExactly<InvalidInputException>(() => RunTraining(x, 1.0, 1));
     }
+
+    // ---- gradients: central finite differences in float64 (GradCheck) ----
+
+    private static OnnxTensor?[] BatchNormInputs(string shapeText, int seed)
+    {
+        var shape = OpTensors.Shape(shapeText);
+        int c = shape[1];
+        return [GradCheck.Random(seed, shape, -2, 2), GradCheck.Random(seed + 1, [c], 0.5, 1.5), GradCheck.Random(seed + 2, [c]),
+            GradCheck.Random(seed + 3, [c]), GradCheck.Random(seed + 4, [c], 0.5, 1.5)];
+    }
+
+    [TestMethod]
+    [DataRow("2,3,4", 15)]
+    [DataRow("4,2", 14)]
+    [DataRow("2,3,2,2", 9)]
+    [DataRow("2,2,3", 7)]
+    public void BatchNormalization_InferenceGradient_MatchesFiniteDifferences(string shapeText, int opset)
+    {
+        GradCheck.Op("BatchNormalization", BatchNormInputs(shapeText, 61), [OnnxAttribute.FromFloat("epsilon", 1e-3f)], opset: opset);
+    }
+
+    [TestMethod]
+    [DataRow("2,3,4", 15, 1)]
+    [DataRow("2,3,4", 15, 3)]
+    [DataRow("5,2", 14, 3)]
+    [DataRow("2,3,2,2", 9, 3)]
+    public void BatchNormalization_TrainingGradient_MatchesFiniteDifferences(string shapeText, int opset, int outputs)
+    {
+        // With 3 outputs the running mean/var outputs get cotangents too (d/dX through the batch statistics, d/dmean, d/dvar).
+        var attrs = new List<OnnxAttribute> { OnnxAttribute.FromFloat("momentum", 0.7f) };
+        if (opset >= 14) attrs.Add(OnnxAttribute.FromInt("training_mode", 1));
+        GradCheck.Op("BatchNormalization", BatchNormInputs(shapeText, 71), [.. attrs], outputCount: outputs, opset: opset);
+    }
+
+    [TestMethod]
+    [DataRow("2,3,4")]
+    [DataRow("1,2,3,3")]
+    [DataRow("3,1,5")]
+    public void InstanceNormalization_Gradient_MatchesFiniteDifferences(string shapeText)
+    {
+        var shape = OpTensors.Shape(shapeText);
+        GradCheck.Op("InstanceNormalization", [GradCheck.Random(81, shape, -2, 2), GradCheck.Random(82, [shape[1]], 0.5, 1.5), GradCheck.Random(83, [shape[1]])],
+            [OnnxAttribute.FromFloat("epsilon", 1e-2f)], opset: 6);
+    }
+
+    [TestMethod]
+    [DataRow("2,3,5", -1, "5", true, 3)]
+    [DataRow("2,3,5", 1, "3,5", true, 1)]
+    [DataRow("2,3,5", 1, "5", false, 3)]
+    [DataRow("4,6", -1, "1,6", true, 3)]
+    [DataRow("2,3,4", 0, "3,1", true, 3)]
+    [DataRow("3,4", 1, "1", true, 1)]
+    public void LayerNormalization_Gradient_MatchesFiniteDifferences(string shapeText, int axis, string scaleShapeText, bool withBias, int outputs)
+    {
+        var shape = OpTensors.Shape(shapeText);
+        var scaleShape = OpTensors.Shape(scaleShapeText);
+        OnnxTensor?[] inputs = [GradCheck.Random(91, shape, -2, 2), GradCheck.Random(92, scaleShape, 0.5, 1.5), withBias ? GradCheck.Random(93, scaleShape) : null];
+        // With 3 outputs the Mean and InvStdDev outputs get cotangents too.
+        GradCheck.Op("LayerNormalization", inputs, [OnnxAttribute.FromInt("axis", axis), OnnxAttribute.FromFloat("epsilon", 1e-3f)], outputCount: outputs);
+    }
+
+    [TestMethod]
+    public void Dropout_Gradient_InferenceIsIdentity_TrainingUsesTheMask()
+    {
+        var x = GradCheck.Random(101, [3, 7]);
+        GradCheck.Op("Dropout", [x], opset: 13);
+        GradCheck.Op("Dropout", [x], attributes: [OnnxAttribute.FromFloat("ratio", 0.3f)], outputCount: 2, opset: 7);
+        // Training mode: the run's seeded random source gives the same mask on every run, so differences see it.
+        GradCheck.Op("Dropout", [x, OnnxTensor.Scalar(0.4), OnnxTensor.Scalar(true)], outputCount: 2, opset: 13, wrt: [0]);
+    }
+
+    [TestMethod]
+    public void Dropout_TrainingGradient_WithoutMaskOutput_IsRefused()
+    {
+        var x = GradCheck.Random(102, [4]);
+        var model = SingleNode.Model("Dropout", [x, OnnxTensor.Scalar(0.5), OnnxTensor.Scalar(true)], 1, 13, "");
+        var gm = Backprop.Onnx.Autodiff.ReverseMode.Differentiate(model, new Backprop.Onnx.Autodiff.GradientOptions { SeedInputs = true, Wrt = { "x0" } });
+        var plan = ExecutionPlan.Compile(gm.Model);
+        var feeds = new Dictionary<string, OnnxTensor> { ["x0"] = x, ["x1"] = OnnxTensor.Scalar(0.5), ["x2"] = OnnxTensor.Scalar(true), [gm.Seeds["y0"]] = x };
+        Assert.ThrowsExactly<UnsupportedOperatorException>(() => plan.Run(feeds));
+    }
 }
+

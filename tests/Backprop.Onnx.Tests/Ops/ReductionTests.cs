@@ -27,9 +27,6 @@ internal static class OpTensors
         _ => throw new ArgumentOutOfRangeException(nameof(type)),
     };
 
-    /// <summary>The elements as doubles.</summary>
-    public static double[] Values(OnnxTensor t) => [.. Enumerable.Range(0, (int)t.ElementCount).Select(i => t.GetDouble(i))];
-
     /// <summary>Asserts shape, type and every element within atol + rtol·|expected| (NaN equals NaN).</summary>
     public static void AssertClose(double[] expected, int[] expectedShape, OnnxTensor actual, DataType type, double rtol = -1, double atol = -1, string what = "")
     {
@@ -280,4 +277,107 @@ public sealed class ReductionTests
         var ints = OnnxTensor.FromArray(new int[] { 4, -2, 9, -2 }, 4);
         Assert.AreEqual(3L, SingleNode.Run("ArgMin", [ints], 1, 13, OnnxAttribute.FromInt("select_last_index", 1))[0].ToArray<long>()[0]);
     }
+
+    // ---- gradients: central finite differences in float64 (GradCheck) ----
+
+    [TestMethod]
+    [DataRow("ReduceSum", "3,4", "1", 0)]
+    [DataRow("ReduceSum", "2,3,4", "0,2", 1)]
+    [DataRow("ReduceSum", "5", "", 0)]
+    [DataRow("ReduceMean", "2,3,4", "-1", 0)]
+    [DataRow("ReduceMean", "4,3", "0", 1)]
+    [DataRow("ReduceMean", "2,9", "", 1)]
+    [DataRow("ReduceSumSquare", "3,5", "1", 0)]
+    [DataRow("ReduceSumSquare", "2,3,2", "0,1", 1)]
+    [DataRow("ReduceL1", "3,5", "0", 1)]
+    [DataRow("ReduceL1", "2,3,4", "", 0)]
+    [DataRow("ReduceL2", "3,5", "1", 0)]
+    [DataRow("ReduceL2", "2,3,4", "1,2", 1)]
+    [DataRow("ReduceLogSum", "3,4", "1", 1)]
+    [DataRow("ReduceLogSum", "2,3,2", "0,2", 0)]
+    [DataRow("ReduceLogSumExp", "3,6", "-1", 0)]
+    [DataRow("ReduceLogSumExp", "2,3,4", "0", 1)]
+    [DataRow("ReduceProd", "3,4", "1", 0)]
+    [DataRow("ReduceProd", "2,3,2", "0,2", 1)]
+    [DataRow("ReduceMax", "3,5", "1", 1)]
+    [DataRow("ReduceMax", "2,3,4", "0,2", 0)]
+    [DataRow("ReduceMin", "4,3", "0", 0)]
+    [DataRow("ReduceMin", "2,3,4", "", 1)]
+    public void Reduce_Gradient_MatchesFiniteDifferences(string op, string shapeText, string axesText, int keepdims)
+    {
+        var shape = OpTensors.Shape(shapeText);
+        long[]? axes = axesText.Length == 0 ? null : [.. axesText.Split(',').Select(long.Parse)];
+        // Domains away from kinks: |x| ≥ 0.2 for L1 (random signs), positive sums for LogSum, moderate factors for Prod.
+        var values = OpTensors.Random(31, OpTensors.Count(shape), 0.2, 1.5);
+        var signs = OpTensors.Random(32, values.Length);
+        if (op is not ("ReduceLogSum" or "ReduceProd")) for (int i = 0; i < values.Length; i++) values[i] *= signs[i] < 0 ? -1 : 1;
+        var x = OnnxTensor.FromArray(values, shape);
+        var keep = OnnxAttribute.FromInt("keepdims", keepdims);
+        if (op == "ReduceSum")
+        {
+            GradCheck.Op(op, [x, axes is null ? null : OnnxTensor.FromArray(axes, axes.Length)], [keep], opset: 13, wrt: [0]);
+            GradCheck.Op(op, [x], axes is null ? [keep] : [keep, OnnxAttribute.FromInts("axes", axes)], opset: 11);
+        }
+        else
+        {
+            GradCheck.Op(op, [x], axes is null ? [keep] : [keep, OnnxAttribute.FromInts("axes", axes)], opset: 13);
+        }
+    }
+
+    private static double[] Gradient(string op, OnnxTensor x, OnnxTensor dy, long opset = 13, params OnnxAttribute[] attributes)
+    {
+        var model = SingleNode.Model(op, [x], 1, opset, "", attributes);
+        var gm = Backprop.Onnx.Autodiff.ReverseMode.Differentiate(model, new Backprop.Onnx.Autodiff.GradientOptions { SeedInputs = true });
+        var plan = ExecutionPlan.Compile(gm.Model, new ExecutionOptions { Threads = 1 });
+        var outs = plan.Run(new Dictionary<string, OnnxTensor> { ["x0"] = x, [gm.Seeds["y0"]] = dy });
+        return outs[gm.Gradients["x0"]].ToArray<double>();
+    }
+
+    [TestMethod]
+    public void ReduceMaxMin_Gradient_SharesTiesEvenly_AsPyTorchAmax()
+    {
+        // rows [3, 1, 3, 3] and [2, 5, 0, 5]: max ties 3 ways and 2 ways; min is unique.
+        var x = OnnxTensor.FromArray(new double[] { 3, 1, 3, 3, 2, 5, 0, 5 }, 2, 4);
+        var dy = OnnxTensor.FromArray(new double[] { 0.6, 2 }, 2);
+        var axes = OnnxAttribute.FromInts("axes", 1);
+        var keep = OnnxAttribute.FromInt("keepdims", 0);
+        CollectionAssert.AreEqual(new double[] { 0.2, 0, 0.2, 0.2, 0, 1, 0, 1 }, Gradient("ReduceMax", x, dy, 13, axes, keep).Select(v => Math.Round(v, 12)).ToArray());
+        CollectionAssert.AreEqual(new double[] { 0, 0.6, 0, 0, 0, 0, 2, 0 }, Gradient("ReduceMin", x, dy, 13, axes, keep));
+        AssertStandardFormAgrees("ReduceMax", x, axes, keep);
+        AssertStandardFormAgrees("ReduceMin", x, axes, keep);
+    }
+
+    /// <summary>ReduceGrad's standard-op form, exported and run by ONNX Runtime (float32), agrees with our kernel.</summary>
+    private static void AssertStandardFormAgrees(string op, OnnxTensor x, params OnnxAttribute[] attributes)
+    {
+        var x32 = Backprop.Onnx.Autodiff.Precision.ToSingle(x);
+        var model = SingleNode.Model(op, [x32], 1, 13, "", attributes);
+        var failures = OrtGradients.Compare(model, new Dictionary<string, OnnxTensor> { ["x0"] = x32 }, seed: 5);
+        Assert.IsEmpty(failures, string.Join("\n", failures));
+    }
+
+    [TestMethod]
+    public void ReduceProd_Gradient_IsExactWithZeros()
+    {
+        // Π of [2, 0, 3] → d = [0, 6, 0]; Π of [0, 0, 4] → d = [0, 0, 0]: products of the others, no 0/0.
+        var x = OnnxTensor.FromArray(new double[] { 2, 0, 3, 0, 0, 4 }, 2, 3);
+        var dy = OnnxTensor.FromArray(new double[] { 1, 1 }, 2, 1);
+        CollectionAssert.AreEqual(new double[] { 0, 6, 0, 0, 0, 0 }, Gradient("ReduceProd", x, dy, 13, OnnxAttribute.FromInts("axes", 1)));
+        AssertStandardFormAgrees("ReduceProd", x, OnnxAttribute.FromInts("axes", 1));
+        AssertStandardFormAgrees("ReduceProd", OnnxTensor.FromArray(new double[] { 2, 0, 3, 0, 0, 4, 1, 2, 3 }, 3, 3), OnnxAttribute.FromInts("axes", 1), OnnxAttribute.FromInt("keepdims", 0));
+    }
+
+    [TestMethod]
+    public void ReduceSum_NoopWithEmptyAxes_GradientIsTheSeed()
+    {
+        var x = OnnxTensor.FromArray(new double[] { 1, 2, 3 }, 3);
+        var model = SingleNode.Model("ReduceSum", [x, OnnxTensor.FromArray(Array.Empty<long>(), 0)], 1, 13, "", OnnxAttribute.FromInt("noop_with_empty_axes", 1));
+        var gm = Backprop.Onnx.Autodiff.ReverseMode.Differentiate(model, new Backprop.Onnx.Autodiff.GradientOptions { SeedInputs = true, Wrt = { "x0" } });
+        var outs = ExecutionPlan.Compile(gm.Model).Run(new Dictionary<string, OnnxTensor>
+        {
+            ["x0"] = x, ["x1"] = OnnxTensor.FromArray(Array.Empty<long>(), 0), [gm.Seeds["y0"]] = OnnxTensor.FromArray(new double[] { 4, 5, 6 }, 3),
+        });
+        CollectionAssert.AreEqual(new double[] { 4, 5, 6 }, outs[gm.Gradients["x0"]].ToArray<double>());
+    }
 }
+

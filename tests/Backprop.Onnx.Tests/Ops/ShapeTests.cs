@@ -8,7 +8,7 @@ namespace Backprop.Onnx.Tests.Ops;
 /// coordinate out), in float32 and float64 and for integer, bool and string elements where the kernels move data.
 /// </summary>
 [TestClass]
-public sealed class ShapeTests
+public sealed partial class ShapeTests
 {
     [TestMethod]
     [DataRow(DataType.Float, new[] { 2, 3, 4 }, new long[] { 4, 0, -1 }, false, new[] { 4, 3, 2 })]

@@ -111,4 +111,38 @@ public sealed class SoftmaxTests
         var y = SingleNode.Run("Softmax", [x], 1, 13)[0];
         CollectionAssert.AreEqual(Enumerable.Repeat((Half)0.25, 4).ToArray(), y.ToArray<Half>());
     }
+
+    [TestMethod]
+    [DataRow("Softmax", "5", -1, 13)]
+    [DataRow("Softmax", "3,4", 1, 13)]
+    [DataRow("Softmax", "2,3,4", 1, 13)]
+    [DataRow("Softmax", "2,3,4", 0, 13)]
+    [DataRow("Softmax", "2,3,4", 1, 11)]
+    [DataRow("Softmax", "2,3,2,2", 2, 11)]
+    [DataRow("LogSoftmax", "7", 0, 13)]
+    [DataRow("LogSoftmax", "3,4", -1, 13)]
+    [DataRow("LogSoftmax", "2,3,4", -2, 13)]
+    [DataRow("LogSoftmax", "2,3,4", 1, 11)]
+    [DataRow("LogSoftmax", "2,3,4", 0, 11)]
+    public void Gradient_MatchesFiniteDifferences(string op, string shapeText, int axis, int opset)
+    {
+        var x = GradCheck.Random(41, OpTensors.Shape(shapeText), -2, 2);
+        GradCheck.Op(op, [x], [OnnxAttribute.FromInt("axis", axis)], opset: opset);
+    }
+
+    [TestMethod]
+    public void Gradient_DefaultAxis_FollowsTheOpset()
+    {
+        var x = GradCheck.Random(42, [2, 3, 4], -2, 2);
+        GradCheck.Op("Softmax", [x], opset: 11);
+        GradCheck.Op("LogSoftmax", [x], opset: 13);
+    }
+
+    [TestMethod]
+    public void Gradient_LargeTensor_IsCheckedByRandomDirections()
+    {
+        // 3 x 40 x 2 (240 elements): above the elementwise limit, strided lines (inner 2) on several threads' worth of work.
+        GradCheck.Op("Softmax", [GradCheck.Random(43, [3, 40, 2], -3, 3)], [OnnxAttribute.FromInt("axis", 1)]);
+    }
 }
+

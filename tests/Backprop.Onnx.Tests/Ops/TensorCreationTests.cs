@@ -102,4 +102,11 @@ public sealed class TensorCreationTests
             CollectionAssert.AreEqual(expected, TestTensors.Values(y), $"{type}");
         }
     }
+
+    [TestMethod]
+    [DataRow(true, 0L)]
+    [DataRow(false, 1L)]
+    [DataRow(true, -1L)]
+    public void Grad_Trilu_MasksTheCotangent(bool upper, long k) =>
+        GradCheck.Op("Trilu", [GradCheck.Random(51, [2, 3, 4]), OnnxTensor.Scalar(k)], [OnnxAttribute.FromInt("upper", upper ? 1 : 0)]);
 }

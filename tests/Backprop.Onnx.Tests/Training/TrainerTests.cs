@@ -135,6 +135,18 @@ public sealed class TrainerTests
     }
 
     [TestMethod]
+    public void AParameterCutOffByANodeWithoutARule_IsAnError_NotSilentlyFrozen()
+    {
+        var model = Mlp();
+        // Route fc1's output through an op the engine does not know: fc1's parameters lose their gradient path.
+        var relu = model.Graph.Nodes.Single(n => n.OpType == "Relu");
+        relu.Inputs[0] = "h_unknown";
+        model.Graph.Nodes.Insert(model.Graph.Nodes.IndexOf(relu), new Node("NoSuchOp", ["h"], ["h_unknown"], "mystery"));
+        var e = Assert.ThrowsExactly<Backprop.Onnx.Autodiff.DifferentiationException>(() => new Trainer(model, new TrainerOptions()));
+        StringAssert.Contains(e.Message, "mystery");
+    }
+
+    [TestMethod]
     public void NonFiniteValues_StopTrainingAndNameTheStepAndTheFirstNode()
     {
         var model = Mlp();

@@ -1,0 +1,138 @@
+using System.Buffers;
+using System.Numerics;
+using Backprop.Onnx.IR;
+using Backprop.Onnx.Runtime;
+using Tp = System.Numerics.Tensors.TensorPrimitives;
+
+namespace Backprop.Onnx.Ops;
+
+/// <summary>The ConvGrad kernel of our own domain: Conv's input, weight and bias gradients in one pass.</summary>
+internal static partial class ConvOps
+{
+    /// <summary>
+    /// ConvGrad(dY, X, W) → (dX, dW, dB) with Conv's attributes: dX = col2im(W[g]ᵀ·dY[n, g]), dW[g] = Σₙ dY[n, g]·im2col(X[n, g])ᵀ,
+    /// dB = Σ dY over images and positions. Only the outputs the graph reads are computed.
+    /// </summary>
+    private static Kernel CreateConvGrad(OpContext op)
+    {
+        op.RequireInputType(0, DataType.Float, DataType.Double);
+        var window = WindowAttributes.Parse(op, requireKernelShape: false);
+        long group = op.Node.GetInt("group", 1);
+        if (group < 1 || group > int.MaxValue) throw op.Unsupported($"group = {group}");
+        return new LambdaKernel(ctx =>
+        {
+            var dy = ctx.RequiredInput(0);
+            var x = ctx.RequiredInput(1);
+            var w = ctx.RequiredInput(2);
+            if (x.ElementType != dy.ElementType || w.ElementType != dy.ElementType) throw ctx.Invalid("ConvGrad inputs have different element types");
+            var s = ResolveConv(ctx, window, (int)group, x, w);
+            if (!dy.Shape.SequenceEqual([s.N, s.M, .. s.Output]))
+                throw ctx.Invalid($"dY of shape [{string.Join(',', dy.Dims)}], expected [{string.Join(',', new[] { s.N, s.M }.Concat(s.Output))}]");
+            var dx = ctx.IsOutputUsed(0) ? ctx.Allocate(x.ElementType, x.Dims) : null;
+            var dw = ctx.IsOutputUsed(1) ? ctx.Allocate(x.ElementType, w.Dims) : null;
+            var db = ctx.IsOutputUsed(2) ? ctx.Allocate(x.ElementType, [s.M]) : null;
+            int threads = ctx.Options.Threads;
+            if (x.ElementType == DataType.Float)
+                ConvBackward((float[])dy.Buffer, (float[])x.Buffer, (float[])w.Buffer, (float[]?)dx?.Buffer, (float[]?)dw?.Buffer, (float[]?)db?.Buffer, s, threads);
+            else
+                ConvBackward((double[])dy.Buffer, (double[])x.Buffer, (double[])w.Buffer, (double[]?)dx?.Buffer, (double[]?)dw?.Buffer, (double[]?)db?.Buffer, s, threads);
+            if (dx is not null) ctx.SetOutput(0, dx);
+            if (dw is not null) ctx.SetOutput(1, dw);
+            if (db is not null) ctx.SetOutput(2, db);
+        });
+    }
+
+    internal static void ConvBackward<T>(T[] dy, T[] x, T[] w, T[]? dx, T[]? dw, T[]? db, ConvShape s, int threads) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int cg = s.C / s.Group, mg = s.M / s.Group, inSize = s.InputSize, outSize = s.OutputSize, kSize = s.KernelSize;
+        int rows = cg * kSize;
+        bool pointwise = kSize == 1 && s.Strides.All(v => v == 1) && s.PadBegin.All(v => v == 0) && outSize == inSize;
+        int chunk = (int)Math.Max(1, Math.Min(outSize, MaxColumnBuffer / Math.Max(1, rows)));
+        if (rows == 0 || outSize == 0 || mg == 0) { if (db is not null) BiasGrad(dy, db, s); return; }
+
+        // dX: per (image, group), independent slices of dX.
+        if (dx is not null)
+        {
+            int items = s.N * s.Group;
+            void InputItem(int item, int gemmThreads)
+            {
+                int img = item / s.Group, g = item % s.Group;
+                long xBase = ((long)img * s.C + (long)g * cg) * inSize;
+                long yBase = ((long)img * s.M + (long)g * mg) * outSize;
+                var wg = w.AsSpan(g * mg * rows, mg * rows);
+                T[]? col = pointwise ? null : ArrayPool<T>.Shared.Rent(rows * chunk);
+                try
+                {
+                    for (int l0 = 0; l0 < outSize; l0 += chunk)
+                    {
+                        int lc = Math.Min(chunk, outSize - l0);
+                        var dyv = dy.AsSpan((int)(yBase + l0), (mg - 1) * outSize + lc);
+                        if (col is null)
+                        {
+                            Gemm.Multiply(true, false, rows, lc, mg, T.One, wg, rows, dyv, outSize, T.Zero, dx.AsSpan((int)(xBase + l0), (rows - 1) * inSize + lc), inSize, gemmThreads);
+                            continue;
+                        }
+                        Gemm.Multiply(true, false, rows, lc, mg, T.One, wg, rows, dyv, outSize, T.Zero, col.AsSpan(0, rows * lc), lc, gemmThreads);
+                        Col2Im(col, cg, s.Output, s.Input, s.Kernel, s.Strides, s.Dilations, s.PadBegin, l0, lc, dx, xBase);
+                    }
+                }
+                finally
+                {
+                    if (col is not null) ArrayPool<T>.Shared.Return(col);
+                }
+            }
+            if (threads > 1 && items >= threads) Parallel.For(0, items, new ParallelOptions { MaxDegreeOfParallelism = threads }, i => InputItem(i, 1));
+            else for (int i = 0; i < items; i++) InputItem(i, threads);
+        }
+
+        // dW: per group, accumulated over images in a fixed order (deterministic).
+        if (dw is not null)
+        {
+            void WeightGroup(int g, int gemmThreads)
+            {
+                var dwg = dw.AsSpan(g * mg * rows, mg * rows);
+                T[]? col = pointwise ? null : ArrayPool<T>.Shared.Rent(rows * chunk);
+                try
+                {
+                    for (int img = 0; img < s.N; img++)
+                    {
+                        long xBase = ((long)img * s.C + (long)g * cg) * inSize;
+                        long yBase = ((long)img * s.M + (long)g * mg) * outSize;
+                        for (int l0 = 0; l0 < outSize; l0 += chunk)
+                        {
+                            int lc = Math.Min(chunk, outSize - l0);
+                            var dyv = dy.AsSpan((int)(yBase + l0), (mg - 1) * outSize + lc);
+                            if (col is null)
+                            {
+                                Gemm.Multiply(false, true, mg, rows, lc, T.One, dyv, outSize, x.AsSpan((int)(xBase + l0), (rows - 1) * inSize + lc), inSize, T.One, dwg, rows, gemmThreads);
+                                continue;
+                            }
+                            Im2Col(x, xBase, cg, s.Input, s.Output, s.Kernel, s.Strides, s.Dilations, s.PadBegin, l0, lc, col);
+                            Gemm.Multiply(false, true, mg, rows, lc, T.One, dyv, outSize, col.AsSpan(0, rows * lc), lc, T.One, dwg, rows, gemmThreads);
+                        }
+                    }
+                }
+                finally
+                {
+                    if (col is not null) ArrayPool<T>.Shared.Return(col);
+                }
+            }
+            if (threads > 1 && s.Group >= threads) Parallel.For(0, s.Group, new ParallelOptions { MaxDegreeOfParallelism = threads }, g => WeightGroup(g, 1));
+            else for (int g = 0; g < s.Group; g++) WeightGroup(g, threads);
+        }
+
+        if (db is not null) BiasGrad(dy, db, s);
+    }
+
+    /// <summary>dB[m] = Σ over images and output positions of dY[n, m, ·].</summary>
+    private static void BiasGrad<T>(T[] dy, T[] db, ConvShape s) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int outSize = s.OutputSize;
+        for (int m = 0; m < s.M; m++)
+        {
+            T sum = T.Zero;
+            for (int img = 0; img < s.N; img++) sum += Tp.Sum<T>(dy.AsSpan((img * s.M + m) * outSize, outSize));
+            db[m] = sum;
+        }
+    }
+}

@@ -1,0 +1,112 @@
+using System.Numerics;
+using Backprop.Onnx.Autodiff;
+using Backprop.Onnx.IR;
+using Backprop.Onnx.Runtime;
+using TP = System.Numerics.Tensors.TensorPrimitives;
+
+namespace Backprop.Onnx.Ops;
+
+/// <summary>LayerNormalization's gradient rule and its dedicated kernel.</summary>
+internal static partial class NormalizationOps
+{
+    /// <summary>
+    /// LayerNormalization VJP (PyTorch derivatives.yaml: native_layer_norm → layer_norm_backward), per row of N
+    /// normalized elements with r = InvStdDev, x̂ = (X − μ)·r, g = dY ⊙ Scale:
+    /// dX = r·(g − mean(g) − x̂·mean(g ⊙ x̂)) + dMean/N − dInvStdDev·r³·(X − μ)/N,
+    /// dScale = Σ_rows dY ⊙ x̂ and dB = Σ_rows dY, each summed down to its input's (broadcast) shape.
+    /// </summary>
+    private static readonly VjpRule LayerNormVjp = ctx =>
+    {
+        var outs = ctx.Emit.Ops("LayerNormalizationGrad",
+            [ctx.OutputGrad(0) ?? "", ctx.Input(0), ctx.Input(1), ctx.HasInput(2) ? ctx.Input(2) : "", ctx.OutputGrad(1) ?? "", ctx.OutputGrad(2) ?? ""],
+            3, OpRegistry.BackpropDomain,
+            OnnxAttribute.FromInt("axis", ctx.Node.GetInt("axis", -1)), OnnxAttribute.FromFloat("epsilon", ctx.Node.GetFloat("epsilon", 1e-5f)));
+        return [ctx.NeedsGrad(0) ? outs[0] : null, ctx.NeedsGrad(1) ? outs[1] : null, ctx.NeedsGrad(2) ? outs[2] : null];
+    };
+
+    private static Kernel CreateLayerNormGrad(OpContext op)
+    {
+        var a = ParseLayerNorm(op);
+        op.RequireInputType(1, DataType.Float, DataType.Double);
+        return new LambdaKernel(ctx =>
+        {
+            var x = ctx.RequiredInput(1);
+            int axis = ReductionOps.NormalizeAxis(ctx, a.Axis, x.Rank);
+            int rows = ReductionOps.Product(x.Shape, 0, axis), cols = ReductionOps.Product(x.Shape, axis, x.Rank);
+            var scaleTensor = ctx.RequiredInput(2);
+            if (x.ElementType == DataType.Float) Run<float>();
+            else Run<double>();
+
+            void Run<T>() where T : unmanaged, IFloatingPointIeee754<T>
+            {
+                T[]? Opt(int i) => ctx.Input(i) is { } t ? (T[])t.Buffer : null;
+                var xs = (T[])x.Buffer;
+                var dy = Opt(0);
+                var dMean = Opt(4);
+                var dInv = Opt(5);
+                var w = ExpandToNormalized<T>(ctx, op, scaleTensor, x.Dims, axis, "Scale");
+                T count = T.CreateChecked(cols), eps = T.CreateChecked(a.Epsilon);
+                var dx = new T[x.ElementCount];
+                int threads = ReductionOps.Parallelism(ctx, x.ElementCount);
+                int chunks = Math.Max(1, Math.Min(rows, threads));
+                var partScale = new T[chunks][];
+                var partB = new T[chunks][];
+                ReductionOps.ForChunks(chunks, threads, (cf, ct) =>
+                {
+                    var g = new T[cols];
+                    var xc = new T[cols];
+                    for (int chunk = cf; chunk < ct; chunk++)
+                    {
+                        var pScale = partScale[chunk] = new T[cols];
+                        var pB = partB[chunk] = new T[cols];
+                        for (int r = (int)((long)rows * chunk / chunks); r < (int)((long)rows * (chunk + 1) / chunks); r++)
+                        {
+                            var xr = xs.AsSpan(r * cols, cols);
+                            var dst = dx.AsSpan(r * cols, cols);
+                            T mu = ReductionOps.Sum<T>(xr) / count;
+                            T inv = T.One / T.Sqrt(SumOfSquaredDeviations<T>(xr, mu) / count + eps);
+                            TP.Subtract(xr, mu, xc);
+                            T b = dMean is null ? T.Zero : dMean[r] / count;
+                            T c = dInv is null ? T.Zero : -dInv[r] * inv * inv * inv / count;
+                            if (dy is not null)
+                            {
+                                var dyr = dy.AsSpan(r * cols, cols);
+                                TP.Multiply(dyr, w, g);
+                                T mg = ReductionOps.Sum<T>(g) / count;
+                                T mgx = ReductionOps.Dot<T>(g, xc) * inv / count;
+                                b -= inv * mg;
+                                c -= inv * inv * mgx;
+                                TP.Add(pB, dyr, pB);
+                                TP.Multiply(xc, inv, dst); // x̂, reused as scratch for dScale
+                                TP.MultiplyAdd(dyr, dst, pScale, pScale);
+                            }
+                            TP.Multiply(xc, c, dst);
+                            TP.Add(dst, b, dst);
+                            if (dy is not null) TP.MultiplyAdd(g, inv, dst, dst);
+                        }
+                    }
+                });
+                var scaleDense = new T[cols];
+                var biasDense = new T[cols];
+                for (int chunk = 0; chunk < chunks; chunk++)
+                {
+                    TP.Add(scaleDense, partScale[chunk], scaleDense);
+                    TP.Add(biasDense, partB[chunk], biasDense);
+                }
+                ctx.SetOutput(0, OnnxTensor.FromArray(dx, x.Dims));
+                ctx.SetOutput(1, SumToParameter(ctx, scaleDense, scaleTensor, x.Dims, axis, "Scale"));
+                if (ctx.Input(3) is { } bias) ctx.SetOutput(2, SumToParameter(ctx, biasDense, bias, x.Dims, axis, "B"));
+            }
+        });
+    }
+
+    /// <summary>Sums a gradient over the normalized dimensions down to the shape of the parameter that was broadcast.</summary>
+    private static OnnxTensor SumToParameter<T>(KernelContext ctx, T[] dense, OnnxTensor parameter, int[] xShape, int axis, string what)
+        where T : unmanaged, INumber<T>
+    {
+        if (NormalizedIndexMap(ctx, parameter, xShape, axis, what) is not { } map) return OnnxTensor.FromArray(dense, parameter.Dims);
+        var result = new T[parameter.ElementCount];
+        for (int k = 0; k < map.Length; k++) result[map[k]] += dense[k];
+        return OnnxTensor.FromArray(result, parameter.Dims);
+    }
+}
