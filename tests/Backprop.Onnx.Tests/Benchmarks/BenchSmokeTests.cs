@@ -9,7 +9,7 @@ namespace Backprop.Onnx.Tests.Benchmarks;
 
 /// <summary>
 /// CI smoke test of the benchmark commands that tools/bench/side_by_side.py parses: <c>bench</c> on W1 and
-/// <c>bench-gemm</c> run in-process (<c>Program.Main</c>, console redirected, so not in parallel) on tiny settings and
+/// <c>bench-gemm</c> run in-process (<see cref="CliRunner"/>: console redirected, so not in parallel) on tiny settings and
 /// print their machine-readable lines in the exact format, with positive numbers. Not timed: nothing asserts speed.
 /// </summary>
 [TestClass]
@@ -28,7 +28,7 @@ public sealed partial class BenchSmokeTests
     public void Bench_OnW1_EndsWithTheMachineReadableLine()
     {
         string model = Path.Combine(TestPaths.OnnxModels, "bench", "w1_mlp", "model.onnx");
-        var (code, stdout, stderr) = RunCli("bench", model, "--warmup", "1", "--steps", "2", "--threads", "1");
+        var (code, stdout, stderr) = CliRunner.Run("bench", model, "--warmup", "1", "--steps", "2", "--threads", "1");
         if (code != 0 && MissingGradientRules(model) is { Length: > 0 } missing)
             Assert.Inconclusive($"W1 cannot be trained yet: no gradient rule for {missing} ({stderr.Trim()})");
         Assert.AreEqual(0, code, stderr);
@@ -43,7 +43,7 @@ public sealed partial class BenchSmokeTests
     [TestMethod]
     public void BenchGemm_PrintsOneLinePerSize()
     {
-        var (code, stdout, stderr) = RunCli("bench-gemm", "--sizes", "64", "--repeat", "2");
+        var (code, stdout, stderr) = CliRunner.Run("bench-gemm", "--sizes", "64", "--repeat", "2");
         Assert.AreEqual(0, code, stderr);
         Assert.AreEqual("", stderr);
 
@@ -59,7 +59,7 @@ public sealed partial class BenchSmokeTests
     [TestMethod]
     public void BenchGemm_TransposedShapes_AreMarked()
     {
-        var (code, stdout, stderr) = RunCli("bench-gemm", "--sizes", "", "--shapes", "3x5x7:tn,2x3x4", "--repeat", "1", "--threads", "2");
+        var (code, stdout, stderr) = CliRunner.Run("bench-gemm", "--sizes", "", "--shapes", "3x5x7:tn,2x3x4", "--repeat", "1", "--threads", "2");
         Assert.AreEqual(0, code, stderr);
         var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.StartsWith("gemm:", StringComparison.Ordinal)).ToArray();
         Assert.HasCount(2, lines, stdout);
@@ -76,7 +76,7 @@ public sealed partial class BenchSmokeTests
     public void BenchGemm_BadArguments_PrintOneLine_AndExitWith2(string option, string value)
     {
         string[] args = option == "--sizes" ? ["bench-gemm", option, value] : ["bench-gemm", "--sizes", "8", option, value];
-        var (code, stdout, stderr) = RunCli(args);
+        var (code, stdout, stderr) = CliRunner.Run(args);
         Assert.AreEqual(2, code, stdout);
         Assert.StartsWith("error: ", stderr);
         Assert.HasCount(1, stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries), stderr);
@@ -94,23 +94,4 @@ public sealed partial class BenchSmokeTests
 
     private static string LastLine(string text) =>
         text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd('\r')).LastOrDefault() ?? "";
-
-    private static (int ExitCode, string Out, string Err) RunCli(params string[] args)
-    {
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        using var stdout = new StringWriter(CultureInfo.InvariantCulture);
-        using var stderr = new StringWriter(CultureInfo.InvariantCulture);
-        Console.SetOut(stdout);
-        Console.SetError(stderr);
-        try
-        {
-            int code = Backprop.Onnx.Cli.Program.Main(args);
-            return (code, stdout.ToString(), stderr.ToString());
-        }
-        finally
-        {
-            Console.SetOut(oldOut);
-            Console.SetError(oldErr);
-        }
-    }
 }
