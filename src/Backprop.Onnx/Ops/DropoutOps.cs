@@ -24,7 +24,7 @@ internal static class DropoutOps
     /// Dropout VJP: dX = dY in inference mode; dY ⊙ mask / (1 - ratio) in training mode (PyTorch derivatives.yaml:
     /// native_dropout → native_dropout_backward). The mode is decided at run time exactly as the forward kernel decides it,
     /// so the rule emits DropoutGrad(dY, mask, ratio, training_mode) with the forward's ratio and is_test attributes.
-    /// Standard-op body: Mul(dY, Mul(Cast(mask, T), 1/(1 - ratio))) in training, Identity otherwise.
+    /// Standard-op body: <see cref="GradStandard"/>.
     /// </summary>
     private static readonly Autodiff.VjpRule DropoutVjp = ctx =>
     {
@@ -32,13 +32,32 @@ internal static class DropoutOps
         foreach (var name in new[] { "ratio", "is_test" }) if (ctx.Node.FindAttribute(name) is { } a) attrs.Add(a);
         bool inputs = ctx.OpsetVersion >= 12;
         string mask = ctx.Output(1);
+        attrs.Add(ReductionOps.DTypeAttribute(ctx, ctx.Input(0)));
         return [ctx.Emit.Custom("DropoutGrad", [ctx.OutputGrad(0)!, mask, inputs && ctx.HasInput(1) ? ctx.Input(1) : "", inputs && ctx.HasInput(2) ? ctx.Input(2) : ""], [.. attrs])];
     };
+
+    /// <summary>
+    /// DropoutGrad in standard ops: Where(training_mode, dY·Cast(mask)/(1 − ratio), dY). Without a training_mode input a
+    /// standard runtime runs Dropout in inference mode (the ONNX default), so the form is Identity(dY) there.
+    /// </summary>
+    private static string[] GradStandard(Autodiff.GraphEmitter e, Node node)
+    {
+        string dy = node.Inputs[0], mask = node.InputOrEmpty(1), ratio = node.InputOrEmpty(2), mode = node.InputOrEmpty(3);
+        if (mode.Length == 0) return [e.Op("Identity", dy)];
+        if (mask.Length == 0)
+            throw new UnsupportedOperatorException(node.OpType, node.Domain, 1, node.Name, "a training-mode dropout gradient needs the forward node's mask output");
+        var type = ReductionOps.DType(node);
+        string one = e.Scalar(1, type);
+        string r = ratio.Length > 0 ? e.Cast(ratio, type) : e.Scalar(node.GetFloat("ratio", 0.5f), type);
+        string trained = e.Mul(e.Mul(dy, e.Cast(mask, type)), e.Div(one, e.Sub(one, r)));
+        return [e.Where(mode, trained, dy)];
+    }
 
     /// <summary>DropoutGrad(dY, mask?, ratio?, training_mode?) with attributes ratio and is_test → dX.</summary>
     public static OpDefinition GradDefinition() => new("DropoutGrad", CreateGrad, OpRegistry.BackpropDomain)
     {
         InferTypes = op => [op.InputType(0)],
+        StandardOps = GradStandard,
     };
 
     private static Kernel CreateGrad(OpContext op)

@@ -12,7 +12,7 @@ internal static partial class LossOps
     /// NegativeLogLikelihoodLoss VJP (PyTorch derivatives.yaml: nll_loss_forward → nll_loss_backward):
     /// dinput[n, target, d…] = −weight[target]·g[n, d…], 0 elsewhere and where target = ignore_index, with
     /// g = dLoss (none), dLoss broadcast (sum) or dLoss / Σ applied weights (mean).
-    /// Standard-op body: ScatterElements of the scaled weights into zeros along axis 1.
+    /// Standard-op body: <see cref="NllScatterStandard"/>.
     /// </summary>
     private static readonly VjpRule NllVjp = ctx => [ctx.NeedsGrad(0)
         ? ctx.Emit.Custom("NegativeLogLikelihoodLossGrad", [ctx.OutputGrad(0)!, ctx.Input(0), ctx.Input(1), ctx.HasInput(2) ? ctx.Input(2) : ""], CopiedAttributes(ctx))
@@ -21,7 +21,7 @@ internal static partial class LossOps
     /// <summary>
     /// SoftmaxCrossEntropyLoss VJP (PyTorch: cross_entropy = nll_loss(log_softmax)): with P = softmax(scores) along
     /// axis 1 and G = the NLL VJP above plus the log_prob output's cotangent, dscores = G − P·Σ_class G
-    /// (log_softmax backward). Standard-op body: the NLL scatter, Add, then LogSoftmax's VJP.
+    /// (log_softmax backward). Standard-op body: <see cref="SceGradStandard"/>.
     /// </summary>
     private static readonly VjpRule SceVjp = ctx => [ctx.NeedsGrad(0)
         ? ctx.Emit.Custom("SoftmaxCrossEntropyLossGrad",
@@ -29,14 +29,54 @@ internal static partial class LossOps
         : null];
 
     private static OnnxAttribute[] CopiedAttributes(GradientContext ctx) =>
-        [.. new[] { "reduction", "ignore_index" }.Select(ctx.Node.FindAttribute).OfType<OnnxAttribute>()];
+        [.. new[] { "reduction", "ignore_index" }.Select(ctx.Node.FindAttribute).OfType<OnnxAttribute>(), ReductionOps.DTypeAttribute(ctx, ctx.Input(0))];
+
+    /// <summary>
+    /// The NLL part of both gradients in standard ops: OneHot(target, C, axis 1) ⊙ −Unsqueeze(w·dLoss, 1), with w the
+    /// applied weight (weight[target] or 1; 0 at ignore_index), divided by Σ w for reduction "mean".
+    /// </summary>
+    private static string NllScatterStandard(GraphEmitter e, Node node, string dLoss, string x, string target, string weight)
+    {
+        var type = ReductionOps.DType(node);
+        string t = e.Cast(target, DataType.Int64);
+        string? valid = node.HasAttribute("ignore_index") ? e.Not(e.Equal(t, e.Constant(OnnxTensor.Scalar(node.GetInt("ignore_index", 0))))) : null;
+        string index = valid is null ? t : e.Where(valid, t, e.Constant(OnnxTensor.Scalar(0L)));
+        string applied = weight.Length > 0 ? e.Op("Gather", weight, index)
+            : e.Op("ConstantOfShape", [e.Shape(t)], OnnxAttribute.FromTensor("value", GraphEmitter.ScalarTensor(1, type).Reshape([1])));
+        if (valid is not null) applied = e.Where(valid, applied, e.Scalar(0, type));
+        string coef = e.Mul(applied, dLoss);
+        if (node.GetString("reduction", "mean") == "mean") coef = e.Div(coef, e.ReduceSum(applied, null, false));
+        string depth = e.Op("Gather", e.Shape(x), e.Constant(OnnxTensor.Scalar(1L)));
+        var values = type == DataType.Double ? OnnxTensor.FromArray(new double[] { 0, 1 }, 2) : OnnxTensor.FromArray(new float[] { 0, 1 }, 2);
+        string hot = e.Op("OneHot", [index, depth, e.Constant(values)], OnnxAttribute.FromInt("axis", 1));
+        return e.Mul(hot, e.Neg(e.Unsqueeze(coef, 1)));
+    }
+
+    /// <summary>SoftmaxCrossEntropyLossGrad in standard ops: G = NLL part + dLogProb, dscores = G − Exp(LogSoftmax(scores, 1))·ΣG.</summary>
+    private static string[] SceGradStandard(GraphEmitter e, Node node)
+    {
+        string dLoss = node.Inputs[0], scores = node.Inputs[1], dLogProb = node.InputOrEmpty(4);
+        string? g = dLoss.Length > 0 ? NllScatterStandard(e, node, dLoss, scores, node.Inputs[2], node.InputOrEmpty(3)) : null;
+        if (dLogProb.Length > 0) g = g is null ? dLogProb : e.Add(g, dLogProb);
+        if (g is null) throw new UnsupportedOperatorException(node.OpType, node.Domain, 1, node.Name, "neither dLoss nor dLogProb is given");
+        string p = e.Exp(e.Op("LogSoftmax", [scores], OnnxAttribute.FromInt("axis", 1)));
+        return [e.Sub(g, e.Mul(p, e.ReduceSum(g, [1], true)))];
+    }
 
     private static IEnumerable<OpDefinition> GradDefinitions() =>
     [
         // NegativeLogLikelihoodLossGrad(dLoss, input, target, weight?) → dinput.
-        new("NegativeLogLikelihoodLossGrad", op => CreateGrad(op, softmax: false), OpRegistry.BackpropDomain) { InferTypes = op => [op.InputType(1)] },
+        new("NegativeLogLikelihoodLossGrad", op => CreateGrad(op, softmax: false), OpRegistry.BackpropDomain)
+        {
+            InferTypes = op => [op.InputType(1)],
+            StandardOps = (e, node) => [NllScatterStandard(e, node, node.Inputs[0], node.Inputs[1], node.Inputs[2], node.InputOrEmpty(3))],
+        },
         // SoftmaxCrossEntropyLossGrad(dLoss?, scores, labels, weights?, dLogProb?) → dscores.
-        new("SoftmaxCrossEntropyLossGrad", op => CreateGrad(op, softmax: true), OpRegistry.BackpropDomain) { InferTypes = op => [op.InputType(1)] },
+        new("SoftmaxCrossEntropyLossGrad", op => CreateGrad(op, softmax: true), OpRegistry.BackpropDomain)
+        {
+            InferTypes = op => [op.InputType(1)],
+            StandardOps = SceGradStandard,
+        },
     ];
 
     private static Kernel CreateGrad(OpContext op, bool softmax)

@@ -28,7 +28,7 @@ internal static partial class NormalizationOps
             [ctx.OutputGrad(0) ?? "", ctx.Input(0), ctx.Input(1), ctx.Input(3), ctx.Input(4), ctx.OutputGrad(1) ?? "", ctx.OutputGrad(2) ?? ""],
             5, OpRegistry.BackpropDomain,
             OnnxAttribute.FromFloat("epsilon", (float)a.Epsilon), OnnxAttribute.FromFloat("momentum", (float)a.Momentum),
-            OnnxAttribute.FromInt("training_mode", a.Training ? 1 : 0));
+            OnnxAttribute.FromInt("training_mode", a.Training ? 1 : 0), ReductionOps.DTypeAttribute(ctx, ctx.Input(0)));
         bool statsFlow = !a.Training || ctx.OutputGrad(1) is not null || ctx.OutputGrad(2) is not null;
         return [.. Enumerable.Range(0, 5).Select(i => ctx.NeedsGrad(i) && (i < 3 || statsFlow) ? outs[i] : null)];
     };
@@ -40,18 +40,30 @@ internal static partial class NormalizationOps
     private static readonly VjpRule InstanceNormVjp = ctx =>
     {
         var outs = ctx.Emit.Ops("InstanceNormalizationGrad", [ctx.OutputGrad(0)!, ctx.Input(0), ctx.Input(1)], 3, OpRegistry.BackpropDomain,
-            OnnxAttribute.FromFloat("epsilon", ctx.Node.GetFloat("epsilon", 1e-5f)));
+            OnnxAttribute.FromFloat("epsilon", ctx.Node.GetFloat("epsilon", 1e-5f)), ReductionOps.DTypeAttribute(ctx, ctx.Input(0)));
         return [.. Enumerable.Range(0, 3).Select(i => ctx.NeedsGrad(i) ? outs[i] : null)];
     };
 
     private static IEnumerable<OpDefinition> GradDefinitions() =>
     [
         // BatchNormalizationGrad(dY?, X, scale, mean, var, dRunningMean?, dRunningVar?) → dX, dscale, dB, dmean, dvar.
-        new("BatchNormalizationGrad", CreateBatchNormGrad, OpRegistry.BackpropDomain) { InferTypes = op => [.. Enumerable.Repeat(op.InputType(1), 5)] },
+        new("BatchNormalizationGrad", CreateBatchNormGrad, OpRegistry.BackpropDomain)
+        {
+            InferTypes = op => [.. Enumerable.Repeat(op.InputType(1), 5)],
+            StandardOps = BatchNormGradStandard,
+        },
         // InstanceNormalizationGrad(dY, X, scale) → dX, dscale, dB.
-        new("InstanceNormalizationGrad", CreateInstanceNormGrad, OpRegistry.BackpropDomain) { InferTypes = op => [.. Enumerable.Repeat(op.InputType(1), 3)] },
+        new("InstanceNormalizationGrad", CreateInstanceNormGrad, OpRegistry.BackpropDomain)
+        {
+            InferTypes = op => [.. Enumerable.Repeat(op.InputType(1), 3)],
+            StandardOps = InstanceNormGradStandard,
+        },
         // LayerNormalizationGrad(dY?, X, Scale, B?, dMean?, dInvStdDev?) → dX, dScale, dB.
-        new("LayerNormalizationGrad", CreateLayerNormGrad, OpRegistry.BackpropDomain) { InferTypes = op => [.. Enumerable.Repeat(op.InputType(1), 3)] },
+        new("LayerNormalizationGrad", CreateLayerNormGrad, OpRegistry.BackpropDomain)
+        {
+            InferTypes = op => [.. Enumerable.Repeat(op.InputType(1), 3)],
+            StandardOps = LayerNormGradStandard,
+        },
     ];
 
     private static Kernel CreateBatchNormGrad(OpContext op)

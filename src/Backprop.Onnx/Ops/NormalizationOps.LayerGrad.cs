@@ -20,7 +20,8 @@ internal static partial class NormalizationOps
         var outs = ctx.Emit.Ops("LayerNormalizationGrad",
             [ctx.OutputGrad(0) ?? "", ctx.Input(0), ctx.Input(1), ctx.HasInput(2) ? ctx.Input(2) : "", ctx.OutputGrad(1) ?? "", ctx.OutputGrad(2) ?? ""],
             3, OpRegistry.BackpropDomain,
-            OnnxAttribute.FromInt("axis", ctx.Node.GetInt("axis", -1)), OnnxAttribute.FromFloat("epsilon", ctx.Node.GetFloat("epsilon", 1e-5f)));
+            OnnxAttribute.FromInt("axis", ctx.Node.GetInt("axis", -1)), OnnxAttribute.FromFloat("epsilon", ctx.Node.GetFloat("epsilon", 1e-5f)),
+            ReductionOps.DTypeAttribute(ctx, ctx.Input(0)));
         return [ctx.NeedsGrad(0) ? outs[0] : null, ctx.NeedsGrad(1) ? outs[1] : null, ctx.NeedsGrad(2) ? outs[2] : null];
     };
 

@@ -14,14 +14,13 @@ internal static partial class SoftmaxOps
 {
     /// <summary>
     /// Softmax VJP: dX = Y ⊙ (dY − Σ_axis(dY ⊙ Y)) (PyTorch derivatives.yaml: _softmax → _softmax_backward_data).
-    /// Standard-op body (opset 13+): Mul(Y, Sub(dY, ReduceSum(Mul(dY, Y), [axis], keepdims=1))); before 13 the same on
-    /// Flatten(·, axis) reshaped back to X's shape.
+    /// Standard-op body: <see cref="GradStandard"/>.
     /// </summary>
     private static readonly VjpRule SoftmaxVjp = ctx => [ctx.NeedsGrad(0) ? Grad(ctx, "SoftmaxGrad") : null];
 
     /// <summary>
     /// LogSoftmax VJP: dX = dY − exp(Y) ⊙ Σ_axis dY (PyTorch derivatives.yaml: _log_softmax → _log_softmax_backward_data).
-    /// Standard-op body (opset 13+): Sub(dY, Mul(Exp(Y), ReduceSum(dY, [axis], keepdims=1))); before 13 on Flatten(·, axis).
+    /// Standard-op body: <see cref="GradStandard"/>.
     /// </summary>
     private static readonly VjpRule LogSoftmaxVjp = ctx => [ctx.NeedsGrad(0) ? Grad(ctx, "LogSoftmaxGrad") : null];
 
@@ -35,9 +34,38 @@ internal static partial class SoftmaxOps
     /// <summary>SoftmaxGrad(dY, Y) and LogSoftmaxGrad(dY, Y) with attributes axis and coerce_2d (pre-opset-13 semantics).</summary>
     private static IEnumerable<OpDefinition> GradDefinitions() =>
     [
-        new("SoftmaxGrad", op => CreateGrad(op, log: false), OpRegistry.BackpropDomain) { InferTypes = op => [op.InputType(0)] },
-        new("LogSoftmaxGrad", op => CreateGrad(op, log: true), OpRegistry.BackpropDomain) { InferTypes = op => [op.InputType(0)] },
+        new("SoftmaxGrad", op => CreateGrad(op, log: false), OpRegistry.BackpropDomain)
+        {
+            InferTypes = op => [op.InputType(0)],
+            StandardOps = (e, node) => [GradStandard(e, node, log: false)],
+        },
+        new("LogSoftmaxGrad", op => CreateGrad(op, log: true), OpRegistry.BackpropDomain)
+        {
+            InferTypes = op => [op.InputType(0)],
+            StandardOps = (e, node) => [GradStandard(e, node, log: true)],
+        },
     ];
+
+    /// <summary>
+    /// The standard-op form (opset 13+): Softmax dX = Y·(dY − ReduceSum(dY·Y, [axis], keepdims)); LogSoftmax
+    /// dX = dY − Exp(Y)·ReduceSum(dY, [axis], keepdims). With coerce_2d both work on Flatten(·, axis) and reshape back.
+    /// </summary>
+    private static string GradStandard(GraphEmitter e, Node node, bool log)
+    {
+        string dy = node.Inputs[0], y = node.Inputs[1];
+        long axis = node.GetInt("axis", -1);
+        bool coerce2D = node.GetInt("coerce_2d", 0) != 0;
+        if (coerce2D)
+        {
+            dy = e.Op("Flatten", [dy], OnnxAttribute.FromInt("axis", axis));
+            y = e.Op("Flatten", [y], OnnxAttribute.FromInt("axis", axis));
+        }
+        long[] along = [coerce2D ? 1 : axis];
+        string dx = log
+            ? e.Sub(dy, e.Mul(e.Exp(y), e.ReduceSum(dy, along, true)))
+            : e.Mul(y, e.Sub(dy, e.ReduceSum(e.Mul(dy, y), along, true)));
+        return coerce2D ? e.Reshape(dx, e.Shape(node.Inputs[1])) : dx;
+    }
 
     private static Kernel CreateGrad(OpContext op, bool log)
     {

@@ -279,7 +279,8 @@ public sealed class NormalizationTests
         // With 3 outputs the running mean/var outputs get cotangents too (d/dX through the batch statistics, d/dmean, d/dvar).
         var attrs = new List<OnnxAttribute> { OnnxAttribute.FromFloat("momentum", 0.7f) };
         if (opset >= 14) attrs.Add(OnnxAttribute.FromInt("training_mode", 1));
-        GradCheck.Op("BatchNormalization", BatchNormInputs(shapeText, 71), [.. attrs], outputCount: outputs, opset: opset);
+        // ONNX Runtime rejects training_mode=1 with fewer than 3 outputs (the spec makes them optional): check it only with 3.
+        GradCheck.Op("BatchNormalization", BatchNormInputs(shapeText, 71), [.. attrs], outputCount: outputs, opset: opset, onnxRuntime: outputs == 3);
     }
 
     [TestMethod]
@@ -305,8 +306,11 @@ public sealed class NormalizationTests
         var shape = OpTensors.Shape(shapeText);
         var scaleShape = OpTensors.Shape(scaleShapeText);
         OnnxTensor?[] inputs = [GradCheck.Random(91, shape, -2, 2), GradCheck.Random(92, scaleShape, 0.5, 1.5), withBias ? GradCheck.Random(93, scaleShape) : null];
-        // With 3 outputs the Mean and InvStdDev outputs get cotangents too.
-        GradCheck.Op("LayerNormalization", inputs, [OnnxAttribute.FromInt("axis", axis), OnnxAttribute.FromFloat("epsilon", 1e-3f)], outputCount: outputs);
+        // With 3 outputs the Mean and InvStdDev outputs get cotangents too. ONNX Runtime 1.31 aborts the process when it
+        // loads a LayerNormalization node whose absent B is a trailing "" input (as SingleNode writes it), so the
+        // cases without B are checked against finite differences only.
+        GradCheck.Op("LayerNormalization", inputs, [OnnxAttribute.FromInt("axis", axis), OnnxAttribute.FromFloat("epsilon", 1e-3f)], outputCount: outputs,
+            onnxRuntime: withBias);
     }
 
     [TestMethod]
@@ -316,7 +320,10 @@ public sealed class NormalizationTests
         GradCheck.Op("Dropout", [x], opset: 13);
         GradCheck.Op("Dropout", [x], attributes: [OnnxAttribute.FromFloat("ratio", 0.3f)], outputCount: 2, opset: 7);
         // Training mode: the run's seeded random source gives the same mask on every run, so differences see it.
-        GradCheck.Op("Dropout", [x, OnnxTensor.Scalar(0.4), OnnxTensor.Scalar(true)], outputCount: 2, opset: 13, wrt: [0]);
+        // (ONNX Runtime draws its own mask, so its run cannot be compared.)
+        GradCheck.Op("Dropout", [x, OnnxTensor.Scalar(0.4), OnnxTensor.Scalar(true)], outputCount: 2, opset: 13, wrt: [0], onnxRuntime: false);
+        // Training mode with ratio 0 is deterministic everywhere: the standard form's Where(training_mode, …) path.
+        GradCheck.Op("Dropout", [x, OnnxTensor.Scalar(0.0), OnnxTensor.Scalar(true)], outputCount: 2, opset: 13, wrt: [0]);
     }
 
     [TestMethod]
