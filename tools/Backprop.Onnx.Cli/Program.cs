@@ -18,6 +18,7 @@ public static class Program
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(ExportTrainingCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(BenchGemmCommand.Create());
         root.Subcommands.Add(EvaluateCommand.Create());
         return root.Parse(args).Invoke();
     }

@@ -171,9 +171,23 @@ internal sealed class GraphEmitter
     /// <summary>Transpose with permutation <paramref name="perm"/>.</summary>
     public string Transpose(string x, params long[] perm) => Op("Transpose", [x], OnnxAttribute.FromInts("perm", perm));
     /// <summary>Zeros shaped like <paramref name="x"/>, of its element type.</summary>
-    public string ZerosLike(string x) => Op("ConstantOfShape", [Shape(x)], OnnxAttribute.FromTensor("value", OnnxTensorOf(0, TypeOf(x))));
+    public string ZerosLike(string x) => Filled(x, 0);
     /// <summary>Ones shaped like <paramref name="x"/>, of its element type.</summary>
-    public string OnesLike(string x) => Op("ConstantOfShape", [Shape(x)], OnnxAttribute.FromTensor("value", OnnxTensorOf(1, TypeOf(x))));
+    public string OnesLike(string x) => Filled(x, 1);
+
+    /// <summary>
+    /// A tensor shaped like <paramref name="x"/> filled with <paramref name="value"/>: ConstantOfShape from opset 9,
+    /// Expand of a scalar at opset 8, and x·0 + value below (where the old op sets offer nothing shape-driven; NaN where
+    /// x is infinite or NaN).
+    /// </summary>
+    private string Filled(string x, double value)
+    {
+        var type = TypeOf(x) == DataType.Undefined ? DataType.Float : TypeOf(x);
+        if (OpsetVersion >= 9) return Op("ConstantOfShape", [Shape(x)], OnnxAttribute.FromTensor("value", OnnxTensorOf(value, type)));
+        if (OpsetVersion >= 8) return Expand(Scalar(value, type), Shape(x));
+        string zeros = Mul(x, Scalar(0, type));
+        return value == 0 ? zeros : Add(zeros, Scalar(value, type));
+    }
 
     private static OnnxTensor OnnxTensorOf(double v, DataType type)
     {

@@ -28,7 +28,7 @@ public sealed class OnnxRuntimeComparisonTests
     public static string Name(System.Reflection.MethodInfo _, object[] row) =>
         Path.GetRelativePath(Path.GetDirectoryName(Path.GetDirectoryName((string)row[0])!)!, (string)row[0]);
 
-    internal static Dictionary<string, OnnxTensor> RandomInputs(Graph graph, int seed)
+    internal static Dictionary<string, OnnxTensor> RandomInputs(Graph graph, int seed, int integersBelow = 2)
     {
         var random = new Random(seed);
         var feeds = new Dictionary<string, OnnxTensor>(StringComparer.Ordinal);
@@ -40,8 +40,8 @@ public sealed class OnnxRuntimeComparisonTests
             {
                 DataType.Float => OnnxTensor.FromArray(Enumerable.Range(0, count).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), shape),
                 DataType.Double => OnnxTensor.FromArray(Enumerable.Range(0, count).Select(_ => random.NextDouble() * 2 - 1).ToArray(), shape),
-                DataType.Int64 => OnnxTensor.FromArray(Enumerable.Range(0, count).Select(_ => (long)random.Next(2)).ToArray(), shape),
-                DataType.Int32 => OnnxTensor.FromArray(Enumerable.Range(0, count).Select(_ => random.Next(2)).ToArray(), shape),
+                DataType.Int64 => OnnxTensor.FromArray(Enumerable.Range(0, count).Select(_ => (long)random.Next(integersBelow)).ToArray(), shape),
+                DataType.Int32 => OnnxTensor.FromArray(Enumerable.Range(0, count).Select(_ => random.Next(integersBelow)).ToArray(), shape),
                 DataType.Bool => OnnxTensor.FromArray(Enumerable.Range(0, count).Select(_ => random.Next(2) == 1).ToArray(), shape),
                 _ => throw new AssertInconclusiveException($"input '{v.Name}' is {DataTypes.OnnxName(v.ElementType)}"),
             };

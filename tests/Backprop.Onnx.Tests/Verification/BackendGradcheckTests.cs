@@ -8,15 +8,17 @@ using Backprop.Onnx.Verification;
 namespace Backprop.Onnx.Tests.Verification;
 
 /// <summary>
-/// <c>gradcheck</c> on the backend suite's PyTorch models: every model whose ops all run and have gradient rules passes
-/// the float64 finite-difference check on its own test_data_set_0 inputs.
+/// <c>gradcheck</c> on the backend suite's PyTorch models, as the CLI runs it: seeded random inputs in [−1, 1) (the data
+/// sets of pytorch-operator hold uninitialized memory, up to 1e219, where finite differences measure nothing). Every
+/// model whose ops all run and have gradient rules passes, unless its forward pass is not finite at those inputs
+/// (Sqrt or Pow of negatives), which is listed as skipped.
 /// </summary>
 [TestClass]
 public sealed class BackendGradcheckTests
 {
     [TestMethod]
-    [DataRow("pytorch-converted", 40)]
-    [DataRow("pytorch-operator", 15)]
+    [DataRow("pytorch-converted", 82)]
+    [DataRow("pytorch-operator", 32)]
     public void EveryDifferentiableModel_PassesTheFiniteDifferenceCheck(string suite, int checkedFloor)
     {
         TestPaths.RequireOnnxTestData();
@@ -35,7 +37,13 @@ public sealed class BackendGradcheckTests
                 skipped.Add($"{name}: {string.Join("; ", report.Errors.Select(i => i.Detail))}");
                 continue;
             }
-            var (inputs, _) = Conformance.LoadDataSet(model.Graph, Path.Combine(dir, "test_data_set_0"));
+            var inputs = Runtime.OnnxRuntimeComparisonTests.RandomInputs(model.Graph, seed: 0, integersBelow: 1);
+            var outputs = ExecutionPlan.Compile(model).Run(inputs);
+            if (outputs.Values.Any(t => DataTypes.IsFloatingPoint(t.ElementType) && Enumerable.Range(0, (int)t.ElementCount).Any(i => !double.IsFinite(t.GetDouble(i)))))
+            {
+                skipped.Add($"{name}: the forward pass is not finite at the drawn inputs");
+                continue;
+            }
             try
             {
                 var check = GradientCheck.Run(model, inputs, new GradientCheckOptions { Seed = 1, RelativeTolerance = 1e-4 });

@@ -21,7 +21,7 @@ internal static class TrainCommand
         var batch = new Option<int>("--batch-size") { Description = "Examples per step.", DefaultValueFactory = _ => 64 };
         var optimizer = new Option<string>("--optimizer") { Description = "sgd, momentum, nesterov, adam, adamw, adagrad.", DefaultValueFactory = _ => "adamw" };
         optimizer.AcceptOnlyFromAmong("sgd", "momentum", "nesterov", "adam", "adamw", "adagrad");
-        var lr = new Option<double>("--lr") { Description = "Learning rate per step.", DefaultValueFactory = _ => 2e-3 };
+        var lr = new Option<double>("--lr") { Description = "Learning rate per step (peak of the schedule).", DefaultValueFactory = _ => 4e-3 };
         var wd = new Option<double>("--weight-decay") { Description = "Weight decay.", DefaultValueFactory = _ => 1e-4 };
         var schedule = new Option<string>("--schedule") { Description = "constant, step or cosine.", DefaultValueFactory = _ => "cosine" };
         schedule.AcceptOnlyFromAmong("constant", "step", "cosine");
