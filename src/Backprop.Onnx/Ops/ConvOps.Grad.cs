@@ -85,16 +85,18 @@ internal static partial class ConvOps
             else for (int i = 0; i < items; i++) InputItem(i, threads);
         }
 
-        // dW: per group, accumulated over images in a fixed order (deterministic).
+        // dW: per group, Σ over images of dY[n, g]·im2col(X[n, g])ᵀ as dot products over positions (C is small, the
+        // shared dimension long). Images are split into one contiguous range per thread, each summed in order into its
+        // own partial, the partials then added in order: deterministic for a given thread count.
         if (dw is not null)
         {
-            void WeightGroup(int g, int gemmThreads)
+            void WeightImages(int g, int from, int to, T[] target, int targetOffset)
             {
-                var dwg = dw.AsSpan(g * mg * rows, mg * rows);
+                var dwg = target.AsSpan(targetOffset, mg * rows);
                 T[]? col = pointwise ? null : ArrayPool<T>.Shared.Rent(rows * chunk);
                 try
                 {
-                    for (int img = 0; img < s.N; img++)
+                    for (int img = from; img < to; img++)
                     {
                         long xBase = ((long)img * s.C + (long)g * cg) * inSize;
                         long yBase = ((long)img * s.M + (long)g * mg) * outSize;
@@ -104,11 +106,11 @@ internal static partial class ConvOps
                             var dyv = dy.AsSpan((int)(yBase + l0), (mg - 1) * outSize + lc);
                             if (col is null)
                             {
-                                Gemm.Multiply(false, true, mg, rows, lc, T.One, dyv, outSize, x.AsSpan((int)(xBase + l0), (rows - 1) * inSize + lc), inSize, T.One, dwg, rows, gemmThreads);
+                                Gemm.MultiplyAddTransposed(mg, rows, lc, dyv, outSize, x.AsSpan((int)(xBase + l0), (rows - 1) * inSize + lc), inSize, dwg, rows);
                                 continue;
                             }
                             Im2Col(x, xBase, cg, s.Input, s.Output, s.Kernel, s.Strides, s.Dilations, s.PadBegin, l0, lc, col);
-                            Gemm.Multiply(false, true, mg, rows, lc, T.One, dyv, outSize, col.AsSpan(0, rows * lc), lc, T.One, dwg, rows, gemmThreads);
+                            Gemm.MultiplyAddTransposed(mg, rows, lc, dyv, outSize, col.AsSpan(0, rows * lc), lc, dwg, rows);
                         }
                     }
                 }
@@ -117,8 +119,37 @@ internal static partial class ConvOps
                     if (col is not null) ArrayPool<T>.Shared.Return(col);
                 }
             }
-            if (threads > 1 && s.Group >= threads) Parallel.For(0, s.Group, new ParallelOptions { MaxDegreeOfParallelism = threads }, g => WeightGroup(g, 1));
-            else for (int g = 0; g < s.Group; g++) WeightGroup(g, threads);
+            int size = mg * rows;
+            if (threads > 1 && s.Group >= threads)
+            {
+                Parallel.For(0, s.Group, new ParallelOptions { MaxDegreeOfParallelism = threads }, g => WeightImages(g, 0, s.N, dw, g * size));
+            }
+            else
+            {
+                int parts = Math.Max(1, Math.Min(threads, s.N));
+                T[]? partials = parts > 1 ? ArrayPool<T>.Shared.Rent((parts - 1) * size) : null;
+                try
+                {
+                    for (int g = 0; g < s.Group; g++)
+                    {
+                        if (partials is null)
+                        {
+                            WeightImages(g, 0, s.N, dw, g * size);
+                            continue;
+                        }
+                        Array.Clear(partials, 0, (parts - 1) * size);
+                        int group = g;
+                        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, p =>
+                            WeightImages(group, (int)((long)s.N * p / parts), (int)((long)s.N * (p + 1) / parts), p == 0 ? dw : partials, p == 0 ? group * size : (p - 1) * size));
+                        var dwg = dw.AsSpan(g * size, size);
+                        for (int p = 1; p < parts; p++) Tp.Add(dwg, partials.AsSpan((p - 1) * size, size), dwg);
+                    }
+                }
+                finally
+                {
+                    if (partials is not null) ArrayPool<T>.Shared.Return(partials);
+                }
+            }
         }
 
         if (db is not null) BiasGrad(dy, db, s);
