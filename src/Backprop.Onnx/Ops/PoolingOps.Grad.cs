@@ -61,6 +61,7 @@ internal static partial class PoolingOps
 
     private static void MaxPoolBackward<T>(T[] dy, T[] x, T[] dx, PoolGeometry g, int threads) where T : IFloatingPointIeee754<T>
     {
+        if (MaxPool2D(x, null, (dy, dx), g, threads)) return;
         var w = g.Windows;
         int inSize = w.InputSize, outSize = w.OutputSize;
         ForEachPlane(g.N * g.C, (long)outSize * w.KernelSize, threads, p =>

@@ -35,6 +35,10 @@ internal sealed class PoolWindows
         _offsets = [.. all];
     }
 
+    /// <summary>The plane shapes and window attributes (read by the 2-D fast paths of PoolingOps.Fast2D.cs).</summary>
+    public (int[] Input, int[] Output, int[] Kernel, int[] Strides, int[] Dilations, int[] PadBegin) Shape =>
+        (_input, _output, _kernel, _strides, _dilations, _padBegin);
+
     /// <summary>Elements of one input plane.</summary>
     public int InputSize { get; }
 
