@@ -67,14 +67,24 @@ internal static partial class ReductionOps
         if (n == 0 || layout.OutCount == 0) return;
         ForChunks(layout.OutCount, threads, (from, to) =>
         {
-            var v = new T[n];
-            var d = new T[n];
-            for (int j = from; j < to; j++)
+            // Scratch for one group's inputs and gradients (a whole-tensor mean's group is the tensor).
+            T[] vArray = System.Buffers.ArrayPool<T>.Shared.Rent(n), dArray = System.Buffers.ArrayPool<T>.Shared.Rent(n);
+            try
             {
-                int start = layout.Start(j);
-                layout.Gather<T>(x, start, v);
-                GroupGrad(v, dy[j], d, kind);
-                layout.Scatter<T>(d, dx, start);
+                var v = vArray.AsSpan(0, n);
+                var d = dArray.AsSpan(0, n);
+                for (int j = from; j < to; j++)
+                {
+                    int start = layout.Start(j);
+                    layout.Gather<T>(x, start, v);
+                    GroupGrad(v, dy[j], d, kind);
+                    layout.Scatter<T>(d, dx, start);
+                }
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<T>.Shared.Return(vArray);
+                System.Buffers.ArrayPool<T>.Shared.Return(dArray);
             }
         });
     }
