@@ -53,3 +53,35 @@ public sealed class GemmDotTests
         CollectionAssert.AreEqual(c1, c2);
     }
 }
+
+/// <summary>Our packed GEMM above the size where it uses threads: the same bits for every thread count, and right.</summary>
+[TestClass]
+public sealed class GemmThreadsTests
+{
+    [TestMethod]
+    [DataRow(false, false)]
+    [DataRow(true, true)]
+    public void ThreadCountDoesNotChangeTheBits(bool transA, bool transB)
+    {
+        int m = 150, n = 200, k = 160;   // 4.8M multiply-adds: above the single-thread cutoff
+        var random = new Random(7);
+        var a = Enumerable.Range(0, m * k).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+        var b = Enumerable.Range(0, k * n).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+        float[] Run(int threads)
+        {
+            var c = new float[m * n];
+            Gemm.Multiply(transA, transB, m, n, k, 1f, a, transA ? m : k, b, transB ? k : n, 0f, c, n, threads);
+            return c;
+        }
+        var one = Run(1);
+        CollectionAssert.AreEqual(one, Run(2));
+        CollectionAssert.AreEqual(one, Run(3));
+        for (int i = 0; i < m; i += 37)
+            for (int j = 0; j < n; j += 41)
+            {
+                double sum = 0;
+                for (int q = 0; q < k; q++) sum += (double)a[transA ? q * m + i : i * k + q] * b[transB ? j * k + q : q * n + j];
+                Assert.AreEqual(sum, one[i * n + j], 1e-4, $"C[{i},{j}] (seed 7)");
+            }
+    }
+}
