@@ -20,6 +20,8 @@ public sealed class ExecutionPlan
     private readonly int[] _graphInputSlots;
     private readonly int[] _graphOutputSlots;
     private readonly OnnxTensor?[] _constants;
+    private readonly Dictionary<string, ValueInfo> _declaredInputs;
+    private readonly HashSet<Array> _protectedBuffers;
 
     /// <summary>Compiles the main graph of <paramref name="model"/>.</summary>
     /// <param name="model">An imported model.</param>
@@ -97,6 +99,15 @@ public sealed class ExecutionPlan
         // Outputs nobody reads (and that are not graph outputs) are released right after their node.
         _releaseAfter = [.. release.Select(r => r.ToArray())];
 
+        _declaredInputs = graph.Inputs.Where(v => v.NonTensorType is null).GroupBy(v => v.Name).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
+        _protectedBuffers = new HashSet<Array>(ReferenceEqualityComparer.Instance);
+        foreach (var t in graph.Initializers.Values) _protectedBuffers.Add(t.Buffer);
+        foreach (var n in graph.Nodes)
+            foreach (var a in n.Attributes)
+            {
+                if (a.Tensor is { } at) _protectedBuffers.Add(at.Buffer);
+                foreach (var t in a.Tensors) _protectedBuffers.Add(t.Buffer);
+            }
         _constants = new OnnxTensor?[_slots.Count];
         foreach (var (name, t) in graph.Initializers) _constants[_slots[name]] = t;
     }
@@ -123,12 +134,15 @@ public sealed class ExecutionPlan
     }
 
     /// <summary>
-    /// Runs the graph. Inputs are matched by name; a graph input that is also an initializer may be left out (its
-    /// initializer is used) or fed to override it.
+    /// Runs the graph. Inputs are matched by name and checked against the graph's declarations (element type, rank,
+    /// fixed dimensions, consistent symbolic dimensions); a graph input that is also an initializer may be left out (its
+    /// initializer is used) or fed to override it. The caller's tensors are never written to. Returned tensors belong to
+    /// the caller: an output that would alias a constant, an initializer or an input is returned as a copy.
     /// </summary>
     /// <param name="inputs">Tensors by graph input name.</param>
     /// <returns>Every graph output by name.</returns>
-    /// <exception cref="InvalidInputException">A required input is missing, or a tensor does not fit its node.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="inputs"/> is null.</exception>
+    /// <exception cref="InvalidInputException">A required input is missing, does not match its declaration, or a tensor does not fit its node.</exception>
     public IReadOnlyDictionary<string, OnnxTensor> Run(IReadOnlyDictionary<string, OnnxTensor> inputs) =>
         RunCore(inputs, null, null, false, out _);
 
@@ -171,10 +185,14 @@ public sealed class ExecutionPlan
         pool.BeginRun();
         try
         {
+            ArgumentNullException.ThrowIfNull(inputs);
+            Dictionary<string, int>? symbols = null;
             foreach (var (name, tensor) in inputs)
             {
                 if (!_slots.TryGetValue(name, out int s) || (!_graphInputSlots.Contains(s) && !_graph.Initializers.ContainsKey(name)))
                     throw new InvalidInputException($"'{name}' is not an input of the graph (inputs: {string.Join(", ", _graph.RuntimeInputs.Select(v => v.Name))})");
+                if (tensor is null) throw new InvalidInputException($"input '{name}' is null");
+                CheckAgainstDeclaration(name, tensor, ref symbols);
                 values[s] = tensor;
             }
             if (outer is not null)
@@ -220,6 +238,11 @@ public sealed class ExecutionPlan
             for (int i = 0; i < _graphOutputSlots.Length; i++)
                 result[_graph.Outputs[i].Name] = values[_graphOutputSlots[i]] ?? throw new InvalidInputException($"graph output '{_graph.Outputs[i].Name}' was not computed");
             foreach (var t in result.Values) pool.Disown(t.Buffer);
+            // An output that is a constant, an initializer or a caller's input (Identity, Reshape of one) is copied, so
+            // that writing to an output never changes the model or a later run.
+            foreach (var (name, t) in result.ToList())
+                if (_protectedBuffers.Contains(t.Buffer) || inputs.Values.Any(i => ReferenceEquals(i.Buffer, t.Buffer)))
+                    result[name] = t.Clone();
             snapshot = wantValues ? (OnnxTensor?[])values.Clone() : null;
             return result;
         }
@@ -228,6 +251,54 @@ public sealed class ExecutionPlan
             pool.EndRun();
             Array.Clear(values);
             _idleState = state;
+        }
+    }
+
+    /// <summary>
+    /// Checks a fed tensor against the graph's declaration of that input (ONNX IR spec, "Static tensor shapes"): element
+    /// type, rank, every fixed dimension, and the same size wherever one symbolic dimension (e.g. <c>batch</c>) recurs.
+    /// </summary>
+    private void CheckAgainstDeclaration(string name, OnnxTensor tensor, ref Dictionary<string, int>? symbols)
+    {
+        if (_declaredInputs.TryGetValue(name, out var declared)) CheckAgainstDeclaration(declared, tensor, ref symbols);
+    }
+
+    /// <summary>
+    /// The first way in which <paramref name="inputs"/> contradict <paramref name="graph"/>'s input declarations, or null
+    /// when they fit (the check that running the plan makes).
+    /// </summary>
+    public static string? FindInputMismatch(Graph graph, IReadOnlyDictionary<string, OnnxTensor> inputs)
+    {
+        Dictionary<string, int>? symbols = null;
+        try
+        {
+            foreach (var v in graph.Inputs)
+                if (v.NonTensorType is null && inputs.TryGetValue(v.Name, out var t)) CheckAgainstDeclaration(v, t, ref symbols);
+            return null;
+        }
+        catch (InvalidInputException e) { return e.Message; }
+    }
+
+    private static void CheckAgainstDeclaration(ValueInfo declared, OnnxTensor tensor, ref Dictionary<string, int>? symbols)
+    {
+        string name = declared.Name;
+        if (declared.ElementType != DataType.Undefined && declared.ElementType != tensor.ElementType)
+            throw new InvalidInputException($"input '{name}' is {DataTypes.OnnxName(tensor.ElementType)}, but the graph declares {DataTypes.OnnxName(declared.ElementType)}");
+        if (declared.Shape is not { } shape) return;
+        string Declared() => "[" + string.Join(",", shape) + "]";
+        if (shape.Count != tensor.Rank)
+            throw new InvalidInputException($"input '{name}' has shape [{string.Join(',', tensor.Dims)}], but the graph declares {Declared()}");
+        for (int i = 0; i < shape.Count; i++)
+        {
+            if (shape[i].Value is { } fixedSize && fixedSize != tensor.Dims[i])
+                throw new InvalidInputException($"input '{name}' has shape [{string.Join(',', tensor.Dims)}], but the graph declares {Declared()}");
+            if (shape[i].Param is { Length: > 0 } symbol)
+            {
+                symbols ??= new Dictionary<string, int>(StringComparer.Ordinal);
+                if (symbols.TryGetValue(symbol, out int bound) && bound != tensor.Dims[i])
+                    throw new InvalidInputException($"input '{name}' has {symbol} = {tensor.Dims[i]} (shape [{string.Join(',', tensor.Dims)}]), but another input has {symbol} = {bound}");
+                symbols[symbol] = tensor.Dims[i];
+            }
         }
     }
 

@@ -80,6 +80,10 @@ public static class Conformance
             foreach (var set in Directory.EnumerateDirectories(testDirectory, "test_data_set_*").Order(StringComparer.Ordinal))
             {
                 var (inputs, expected) = LoadDataSet(model.Graph, set);
+                if (ExecutionPlan.FindInputMismatch(model.Graph, inputs) is { } mismatch)
+                    return new(name, ConformanceStatus.Unsupported, $"test data defect: {Path.GetFileName(set)} contradicts the model: {mismatch}");
+                if (expected.Count != model.Graph.Outputs.Count)
+                    return new(name, ConformanceStatus.Wrong, $"{Path.GetFileName(set)} holds {expected.Count} expected outputs for {model.Graph.Outputs.Count} graph outputs");
                 var outputs = plan.Run(inputs);
                 for (int i = 0; i < expected.Count; i++)
                 {

@@ -11,7 +11,7 @@ namespace Backprop.Onnx.Tests.Runtime;
 public sealed class ConformanceTests
 {
     [TestMethod]
-    [DataRow("node", 810)]
+    [DataRow("node", 806)]
     [DataRow("simple", 9)]
     [DataRow("pytorch-converted", 82)]
     [DataRow("pytorch-operator", 35)]
