@@ -271,6 +271,7 @@ public sealed class Trainer
             var outputs = _evalLossPlan.Run(Feeds(x, y));
             lossSum += outputs[_options.Loss.LossName].GetDouble(0) * n;
             if (_classification) correct += CountCorrect(outputs[_outputName], y);
+            _evalLossPlan.Recycle(outputs.Values);
         }
         return new Evaluation(lossSum / Math.Max(1, data.Count), _classification ? correct / (double)Math.Max(1, data.Count) : double.NaN, data.Count);
     }
