@@ -20,6 +20,14 @@ public static class Program
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(BenchGemmCommand.Create());
         root.Subcommands.Add(EvaluateCommand.Create());
-        return root.Parse(args).Invoke();
+        if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 160;
+        var parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            // Usage errors are bad input too: one line, exit code 2 (gradcheck's 1 means a failed check).
+            Console.Error.WriteLine($"error: {string.Join("; ", parsed.Errors.Select(e => e.Message))} (see backprop-onnx {string.Join(' ', args.Take(1))} --help)");
+            return Commands.CliErrors.BadInput;
+        }
+        return parsed.Invoke();
     }
 }

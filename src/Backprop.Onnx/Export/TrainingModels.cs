@@ -43,6 +43,7 @@ public static class TrainingModels
             var unreachable = report.Issues.Where(i => i.Kind == DifferentiabilityIssueKind.Unreachable).Select(i => i.Value).ToHashSet();
             requested = [.. candidates.Where(c => !unreachable.Contains(c))];
         }
+        if (requested.Count == 0) throw new ArgumentException("No trainable parameter is left (all frozen, or none reaches the loss).");
         foreach (var w in requested) options.Wrt.Add(w);
         var gm = ReverseMode.Differentiate(lossModel, options);
 

@@ -72,6 +72,10 @@ public static class Losses
     /// <exception cref="UnsupportedOperatorException">The model's opset lacks the ops the loss needs (cross-entropy and NLL need opset 12 or later).</exception>
     public static OnnxModel Attach(OnnxModel model, LossOptions options)
     {
+        if (string.IsNullOrEmpty(options.LabelName) || string.IsNullOrEmpty(options.LossName))
+            throw new ArgumentException("The label input and the loss output need non-empty names.");
+        if (options.LabelSmoothing is < 0 or >= 1) throw new ArgumentException("Label smoothing must be in [0, 1).");
+        if (options.LabelSmoothing > 0 && options.Kind != LossKind.CrossEntropy) throw new ArgumentException("Label smoothing applies to cross-entropy only.");
         var copy = ModelCopy.Shallow(model);
         var g = copy.Graph;
         string output = options.Output ?? g.Outputs.FirstOrDefault()?.Name ?? throw new ArgumentException("The model has no outputs.");

@@ -154,16 +154,19 @@ public sealed class LearningRateSchedule
     /// <summary>Step schedule: decay factor γ. Default 0.1.</summary>
     public double Gamma { get; init; } = 0.1;
 
-    /// <summary>Cosine schedule: the total number of steps (set by the trainer from epochs × batches when 0).</summary>
+    /// <summary>Cosine schedule: the total number of steps; when 0, <see cref="Trainer.Fit"/> uses the steps of that call (this object is not modified).</summary>
     public long TotalSteps { get; set; }
 
-    /// <summary>The factor at <paramref name="step"/> (0-based).</summary>
-    public double Factor(long step)
+    /// <summary>The factor at <paramref name="step"/> (0-based), with the cosine horizon <see cref="TotalSteps"/>.</summary>
+    public double Factor(long step) => Factor(step, TotalSteps);
+
+    /// <summary>The factor at <paramref name="step"/> (0-based) for a cosine horizon of <paramref name="totalSteps"/> steps (0: no decay).</summary>
+    public double Factor(long step, long totalSteps)
     {
         double f = Kind switch
         {
             ScheduleKind.Step => Math.Pow(Gamma, step / Math.Max(1, StepSize)),
-            ScheduleKind.Cosine => TotalSteps > 0 ? 0.5 * (1 + Math.Cos(Math.PI * Math.Min(step, TotalSteps) / TotalSteps)) : 1,
+            ScheduleKind.Cosine => totalSteps > 0 ? 0.5 * (1 + Math.Cos(Math.PI * Math.Min(step, totalSteps) / totalSteps)) : 1,
             _ => 1,
         };
         if (WarmupSteps > 0 && step < WarmupSteps) f *= (step + 1) / (double)WarmupSteps;

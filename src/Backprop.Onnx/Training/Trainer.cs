@@ -100,6 +100,7 @@ public sealed class Trainer
     private readonly string _inputName;
     private readonly string _outputName;
     private readonly bool _classification;
+    private long _scheduleTotalSteps;
 
     /// <summary>Prepares training of <paramref name="model"/> (not modified; <see cref="ExportModel"/> returns the trained copy).</summary>
     /// <exception cref="ArgumentException">Options name an input/output that does not exist, or nothing is left to train.</exception>
@@ -110,6 +111,10 @@ public sealed class Trainer
         _model = model;
         _options = options;
         if (options.BatchSize <= 0) throw new ArgumentException("Batch size must be positive.");
+        if (!(options.Optimizer.LearningRate > 0) || !double.IsFinite(options.Optimizer.LearningRate)) throw new ArgumentException($"The learning rate must be positive and finite (got {options.Optimizer.LearningRate}).");
+        if (options.ClipGradientNorm is { } clip && !(clip > 0)) throw new ArgumentException($"The gradient-clipping norm must be positive (got {clip}).");
+        if (!(options.Optimizer.WeightDecay >= 0)) throw new ArgumentException($"Weight decay must be non-negative (got {options.Optimizer.WeightDecay}).");
+        if (options.Threads <= 0) throw new ArgumentException($"Threads must be positive (got {options.Threads}).");
         _inputName = options.InputName ?? model.Graph.RuntimeInputs.FirstOrDefault()?.Name ?? throw new ArgumentException("The model has no runtime input.");
         if (model.Graph.FindInput(_inputName) is null) throw new ArgumentException($"'{_inputName}' is not an input of the model.");
         _outputName = options.Loss.Output ?? model.Graph.Outputs.FirstOrDefault()?.Name ?? throw new ArgumentException("The model has no outputs.");
@@ -171,6 +176,8 @@ public sealed class Trainer
         var feeds = Feeds(inputs, labels);
         _stepPlan.Options.Seed = unchecked(_options.Seed * 1_000_003 + (int)StepCount);
         var outputs = _stepPlan.Run(feeds);
+        if (!_classification && !labels.Shape.SequenceEqual(outputs[_outputName].Shape))
+            throw new InvalidInputException($"targets have shape [{string.Join(',', labels.Dims)}], but output '{_outputName}' has shape [{string.Join(',', outputs[_outputName].Dims)}]; a {_options.Loss.Kind} target must match the output exactly");
         double loss = outputs[_options.Loss.LossName].GetDouble(0);
         long step = StepCount + 1;
         string? bad = !double.IsFinite(loss) ? "the loss is " + loss : null;
@@ -190,7 +197,7 @@ public sealed class Trainer
             double norm = Math.Sqrt(sq);
             if (norm > maxNorm) scale = maxNorm / (norm + 1e-6);
         }
-        double lr = _options.Optimizer.LearningRate * _options.Schedule.Factor(StepCount);
+        double lr = _options.Optimizer.LearningRate * _options.Schedule.Factor(StepCount, _options.Schedule.TotalSteps > 0 ? _options.Schedule.TotalSteps : _scheduleTotalSteps);
         foreach (var p in TrainableParameters)
         {
             var g = outputs[_gradients.Gradients[p]];
@@ -212,7 +219,6 @@ public sealed class Trainer
         int epoch = EpochsCompleted;
         var order = Permutation(data.Count, epoch);
         int batches = (data.Count + _options.BatchSize - 1) / _options.BatchSize;
-        if (_options.Schedule.Kind == ScheduleKind.Cosine && _options.Schedule.TotalSteps == 0) _options.Schedule.TotalSteps = batches;
         double lossSum = 0;
         long seen = 0, correct = 0;
         var clock = Stopwatch.StartNew();
@@ -239,8 +245,9 @@ public sealed class Trainer
     public IReadOnlyList<EpochMetrics> Fit(IDataSource train, IDataSource? test, int epochs, IProgress<TrainingProgress>? progress = null,
         Action<EpochMetrics>? epochDone = null, CancellationToken cancellationToken = default)
     {
-        if (_options.Schedule.Kind == ScheduleKind.Cosine && _options.Schedule.TotalSteps == 0)
-            _options.Schedule.TotalSteps = (long)epochs * ((train.Count + _options.BatchSize - 1) / _options.BatchSize);
+        // The schedule's horizon, unless the options fix one: every step from the first to the end of this Fit.
+        if (_options.Schedule.TotalSteps == 0)
+            _scheduleTotalSteps = StepCount + (long)epochs * ((train.Count + _options.BatchSize - 1) / _options.BatchSize) - (long)BatchesIntoEpoch;
         var history = new List<EpochMetrics>();
         for (int e = 0; e < epochs; e++)
         {
@@ -259,6 +266,8 @@ public sealed class Trainer
     /// <summary>Loss and accuracy in inference mode (Dropout off, BatchNormalization on running statistics).</summary>
     public Evaluation Evaluate(IDataSource data, int batchSize = 500, CancellationToken cancellationToken = default)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
+        if (data.Count == 0) return new Evaluation(double.NaN, double.NaN, 0);
         double lossSum = 0;
         long correct = 0;
         var indices = new int[batchSize];

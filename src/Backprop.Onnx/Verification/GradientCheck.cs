@@ -59,8 +59,8 @@ public sealed class GradientCheckReport
     /// <summary>Findings of the differentiability analysis (unreachable tensors…), or empty.</summary>
     public string Notes { get; }
 
-    /// <summary>True when every tensor passed.</summary>
-    public bool Passed => Tensors.All(t => t.Passed);
+    /// <summary>True when at least one tensor was checked and every tensor passed.</summary>
+    public bool Passed => Tensors.Count > 0 && Tensors.All(t => t.Passed);
 
     /// <summary>A table: tensor, elements, method, max abs error, max rel error, pass/FAIL; then the seed.</summary>
     public override string ToString()
@@ -69,6 +69,7 @@ public sealed class GradientCheckReport
         foreach (var t in Tensors)
             sb.AppendLine(CultureInfo.InvariantCulture, $"{(t.Passed ? "pass" : "FAIL")} {t.Name} elements={t.Elements} method={t.Method} max_abs_err={t.MaxAbsError:E3} max_rel_err={t.MaxRelError:E3}");
         if (Notes.Length > 0) sb.AppendLine(Notes);
+        if (Tensors.Count == 0) sb.AppendLine("no floating-point tensor was checked");
         sb.Append(CultureInfo.InvariantCulture, $"seed={Seed} {(Passed ? "passed" : "FAILED")}");
         return sb.ToString();
     }
@@ -89,6 +90,8 @@ public static class GradientCheck
     public static GradientCheckReport Run(OnnxModel model, IReadOnlyDictionary<string, OnnxTensor> inputs, GradientCheckOptions? options = null)
     {
         options ??= new GradientCheckOptions();
+        if (!(options.Step > 0) || options.MaxElementwise < 0 || options.Directions < 1 || !(options.RelativeTolerance >= 0) || !(options.AbsoluteTolerance >= 0))
+            throw new ArgumentException("Gradient check options: Step must be positive, MaxElementwise non-negative, Directions at least 1, tolerances non-negative.");
         var m64 = Precision.ToDouble(model);
         var feeds = inputs.ToDictionary(kv => kv.Key, kv => Precision.ToDouble(kv.Value), StringComparer.Ordinal);
         var gradOptions = new GradientOptions { SeedInputs = true };

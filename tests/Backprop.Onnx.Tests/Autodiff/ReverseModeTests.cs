@@ -73,12 +73,14 @@ public sealed class ReverseModeTests
     [TestMethod]
     public void GradientCheck_CanFail_AndReportsItsSeed()
     {
-        // The checker must be able to fail: with negative tolerances no comparison can pass, and the report says so
-        // and carries its seed.
-        var model = SingleNode.Model("Identity", [GradCheck.Random(3, [4])]);
-        var report = GradientCheck.Run(model, new Dictionary<string, OnnxTensor> { ["x0"] = GradCheck.Random(3, [4]) },
-            new GradientCheckOptions { RelativeTolerance = -1, AbsoluteTolerance = -1 });
+        // At Relu's kink the rule gives 0 (PyTorch's convention) while a central difference sees slope 1/2: the checker
+        // must report that element as a failure, with its seed.
+        var x = OnnxTensor.FromArray(new double[] { 0, 0.5, -0.5 }, 3);
+        var model = SingleNode.Model("Relu", [x]);
+        var report = GradientCheck.Run(model, new Dictionary<string, OnnxTensor> { ["x0"] = x }, new GradientCheckOptions { Seed = 9 });
         Assert.IsFalse(report.Passed, report.ToString());
-        StringAssert.Contains(report.ToString(), "seed=0");
+        Assert.AreEqual(0.5, report.Tensors.Single().MaxRelError, 0.5, report.ToString());
+        StringAssert.Contains(report.ToString(), "seed=9 FAILED");
+        Assert.ThrowsExactly<ArgumentException>(() => GradientCheck.Run(model, new Dictionary<string, OnnxTensor> { ["x0"] = x }, new GradientCheckOptions { Step = 0 }));
     }
 }

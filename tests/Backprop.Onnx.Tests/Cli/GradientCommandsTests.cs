@@ -81,4 +81,45 @@ public sealed class GradientCommandsTests
         Assert.AreEqual(1, stderr.TrimEnd().Split('\n').Length, stderr);
         StringAssert.StartsWith(stderr, "error: ");
     }
+
+    [TestMethod]
+    public void UsageErrors_AreOneLine_ExitCode2()
+    {
+        var (code, _, stderr) = CliRunner.Run("vjp", "model.onnx", "--out", "dir");
+        Assert.AreEqual(2, code);
+        Assert.AreEqual(1, stderr.TrimEnd().Split('\n').Length, stderr);
+        StringAssert.Contains(stderr, "--cotangent");
+        (code, _, stderr) = CliRunner.Run("no-such-command");
+        Assert.AreEqual(2, code);
+        StringAssert.StartsWith(stderr, "error: ");
+    }
+
+    [TestMethod]
+    public void Vjp_RejectsACotangentOfTheWrongShape()
+    {
+        var m = ReferenceModels.Get("mlp");
+        string dir = Directory.CreateTempSubdirectory("vjp-bad").FullName;
+        try
+        {
+            string cot = Path.Combine(dir, "cot.pb");
+            TensorFiles.Write(cot, OnnxTensor.FromArray(new double[4 * 3 * 4], 4, 3, 4), "y");
+            var (code, _, stderr) = CliRunner.Run("vjp", m.ModelPath, "--input", $"x={Path.Combine(m.Folder, "inputs/x.pb")}", "--cotangent", $"y={cot}", "--out", dir);
+            Assert.AreEqual(2, code, stderr);
+            StringAssert.Contains(stderr, "'y_seed' has shape [4,3,4]");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [TestMethod]
+    public void Train_ChecksTheOutputPathBeforeTraining()
+    {
+        string dir = Directory.CreateTempSubdirectory("train-out").FullName;
+        try
+        {
+            var (code, _, stderr) = CliRunner.Run("train", ReferenceModels.Get("lenet_fashion").ModelPath, "--out", dir, "--limit", "64");
+            Assert.AreEqual(2, code, stderr);
+            StringAssert.Contains(stderr, "is a folder");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }

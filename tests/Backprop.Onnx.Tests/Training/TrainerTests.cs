@@ -147,6 +147,35 @@ public sealed class TrainerTests
     }
 
     [TestMethod]
+    public void RegressionTargets_MustMatchTheOutputShape_AndBadHyperParametersAreRefused()
+    {
+        var options = new TrainerOptions { Loss = new LossOptions { Kind = LossKind.MeanSquaredError }, BatchSize = 8 };
+        var trainer = new Trainer(Mlp(), options);
+        var x = OnnxTensor.FromArray(new float[8 * 784], 8, 1, 28, 28);
+        // [1,10] would broadcast against [8,10]; it must be refused, not trained on.
+        var e = Assert.ThrowsExactly<InvalidInputException>(() => trainer.TrainStep(x, OnnxTensor.FromArray(new float[10], 1, 10)));
+        StringAssert.Contains(e.Message, "labels");
+        Assert.AreEqual(0, trainer.StepCount);
+        trainer.TrainStep(x, OnnxTensor.FromArray(new float[80], 8, 10));
+        Assert.AreEqual(1, trainer.StepCount);
+        Assert.ThrowsExactly<ArgumentException>(() => new Trainer(Mlp(), new TrainerOptions { ClipGradientNorm = -1 }));
+        Assert.ThrowsExactly<ArgumentException>(() => new Trainer(Mlp(), new TrainerOptions { Optimizer = new() { LearningRate = -1 } }));
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => trainer.Evaluate(Subset(16), batchSize: 0));
+    }
+
+    [TestMethod]
+    public void CosineSchedule_SpansTheWholeFit_AndLeavesTheOptionsAlone()
+    {
+        var options = new TrainerOptions { BatchSize = 64, Schedule = new LearningRateSchedule { Kind = ScheduleKind.Cosine }, Optimizer = new() { Kind = OptimizerKind.Sgd, LearningRate = 0.05 } };
+        var trainer = new Trainer(Mlp(), options);
+        var data = Subset(256);
+        var history = trainer.Fit(data, null, epochs: 3);
+        Assert.AreEqual(0, options.Schedule.TotalSteps, "the caller's schedule is not modified");
+        // With a one-epoch horizon the learning rate would be 0 from epoch 2 on and the loss would stop moving.
+        Assert.AreNotEqual(history[1].TrainLoss, history[2].TrainLoss);
+    }
+
+    [TestMethod]
     public void NonFiniteValues_StopTrainingAndNameTheStepAndTheFirstNode()
     {
         var model = Mlp();

@@ -7,6 +7,8 @@ internal static class CliErrors
 {
     public const int BadInput = 2;
 
+    public const int InternalError = 3;
+
     public static int Guard(Func<int> action)
     {
         try
@@ -22,6 +24,17 @@ internal static class CliErrors
         {
             Console.Error.WriteLine($"error: {OneLine(e.Message)}");
             return BadInput;
+        }
+        catch (Exception e) when (e is OverflowException or OutOfMemoryException)
+        {
+            Console.Error.WriteLine($"error: the input is too large ({OneLine(e.Message)})");
+            return BadInput;
+        }
+        catch (Exception e)
+        {
+            // A bug of ours, not the user's input: still one line, and a distinct exit code.
+            Console.Error.WriteLine($"error: internal error ({e.GetType().Name}): {OneLine(e.Message)}; please report it");
+            return InternalError;
         }
     }
 

@@ -29,11 +29,39 @@ internal static class EvaluateCommand
         }
         else
         {
-            var m = ModelImporter.Load(modelPath);
-            var trainer = new Trainer(m, new TrainerOptions());
-            accuracy = trainer.Evaluate(test).Accuracy;
+            accuracy = EngineAccuracy(ModelImporter.Load(modelPath), test);
         }
         Console.WriteLine($"accuracy {accuracy:0.0000}");
         return 0;
+    }
+
+    /// <summary>Accuracy with our executor in inference mode (no gradients needed).</summary>
+    private static double EngineAccuracy(Backprop.Onnx.IR.OnnxModel model, IDataSource data)
+    {
+        var input = model.Graph.RuntimeInputs.FirstOrDefault() ?? throw new ArgumentException("the model has no input");
+        var output = model.Graph.Outputs.FirstOrDefault() ?? throw new ArgumentException("the model has no output");
+        var plan = Runtime.ExecutionPlan.Compile(model);
+        int batchSize = input.Shape is { Count: > 0 } s && s[0].Value is { } b ? checked((int)b) : 500;
+        if (data.Count % batchSize != 0 && batchSize != 500)
+            throw new ArgumentException($"input '{input.Name}' has a fixed batch of {batchSize}, which does not divide the {data.Count} test images");
+        long correct = 0;
+        var indices = new int[batchSize];
+        for (int start = 0; start < data.Count; start += batchSize)
+        {
+            int n = Math.Min(batchSize, data.Count - start);
+            for (int i = 0; i < n; i++) indices[i] = start + i;
+            var (x, y) = data.GetBatch(indices.AsSpan(0, n));
+            var logits = plan.Run(new Dictionary<string, Backprop.Onnx.IR.OnnxTensor> { [input.Name] = x })[output.Name];
+            if (logits.Rank != 2 || logits.Dims[0] != n)
+                throw new ArgumentException($"output '{output.Name}' has shape [{string.Join(',', logits.Dims)}]; a classifier returns logits [N, classes]");
+            int classes = logits.Dims[1];
+            for (int i = 0; i < n; i++)
+            {
+                int best = 0;
+                for (int j = 1; j < classes; j++) if (logits.GetDouble((long)i * classes + j) > logits.GetDouble((long)i * classes + best)) best = j;
+                if (best == (long)y.GetDouble(i)) correct++;
+            }
+        }
+        return correct / (double)data.Count;
     }
 }

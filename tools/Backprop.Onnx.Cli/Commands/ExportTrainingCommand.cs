@@ -45,8 +45,10 @@ internal static class ExportTrainingCommand
             string stem = path.EndsWith(".onnx", StringComparison.Ordinal) ? path[..^5] : path;
             if (r.GetValue(optimizer) is { } opt)
             {
-                var parameters = training.Graph.Outputs.Skip(1).Select(o => o.Name[..^"_grad".Length])
-                    .Select(p => new KeyValuePair<string, IR.OnnxTensor>(p, m.Graph.Initializers[p])).ToList();
+                var names = training.Graph.Outputs.Skip(1).Select(o => o.Name[..^"_grad".Length]).ToList();
+                if (names.FirstOrDefault(p => !m.Graph.Initializers.ContainsKey(p)) is { } notInitializer)
+                    throw new ArgumentException($"'{notInitializer}' is not an initializer: the optimizer-step model updates initializers only");
+                var parameters = names.Select(p => new KeyValuePair<string, IR.OnnxTensor>(p, m.Graph.Initializers[p])).ToList();
                 var step = TrainingModels.BuildOptimizerModel(parameters, new OptimizerOptions { Kind = Enum.Parse<OptimizerKind>(opt, true), WeightDecay = r.GetValue(lr) }, m.DefaultOpsetVersion);
                 ModelExporter.Save(step, stem + ".optimizer.onnx");
                 Console.WriteLine($"optimizer-step model: {stem}.optimizer.onnx");

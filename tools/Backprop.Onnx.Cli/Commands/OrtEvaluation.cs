@@ -11,8 +11,19 @@ internal static class OrtEvaluation
     {
         using var options = new SessionOptions { IntraOpNumThreads = Environment.ProcessorCount };
         using var session = new InferenceSession(modelPath, options);
+        if (session.InputMetadata.Count == 0 || session.OutputMetadata.Count == 0)
+            throw new InvalidDataException($"{modelPath}: a classifier needs an image input and a logits output");
         string input = session.InputMetadata.Keys.First();
         string output = session.OutputMetadata.Keys.First();
+        var outMeta = session.OutputMetadata[output];
+        if (outMeta.ElementDataType != TensorElementType.Float || outMeta.Dimensions.Length != 2)
+            throw new InvalidDataException($"{modelPath}: output '{output}' must be float logits [N, classes], not {outMeta.ElementDataType} of rank {outMeta.Dimensions.Length}");
+        if (session.InputMetadata[input].ElementDataType != TensorElementType.Float)
+            throw new InvalidDataException($"{modelPath}: input '{input}' must be float images [N,1,28,28]");
+        long fixedBatch = session.InputMetadata[input].Dimensions is { Length: > 0 } dims && dims[0] > 0 ? dims[0] : -1;
+        if (fixedBatch > 0 && data.Count % fixedBatch != 0)
+            throw new InvalidDataException($"{modelPath}: input '{input}' has a fixed batch of {fixedBatch}, which does not divide the {data.Count} test images; export the model with a dynamic batch dimension");
+        if (fixedBatch > 0) batchSize = (int)fixedBatch;
         long correct = 0;
         var indices = new int[batchSize];
         for (int start = 0; start < data.Count; start += batchSize)

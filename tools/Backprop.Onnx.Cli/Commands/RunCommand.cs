@@ -26,9 +26,13 @@ internal static class RunCommand
         var plan = ExecutionPlan.Compile(model);
         var outputs = plan.Run(feeds);
         Directory.CreateDirectory(outDir);
+        var used = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (name, tensor) in outputs)
         {
-            string file = Path.Combine(outDir, TensorFiles.SafeFileName(name) + ".pb");
+            // Two names can map to one file name (a/b and a_b): the later one gets a numbered suffix.
+            string stem = TensorFiles.SafeFileName(name);
+            for (int k = 2; !used.Add(stem); k++) stem = $"{TensorFiles.SafeFileName(name)}_{k}";
+            string file = Path.Combine(outDir, stem + ".pb");
             TensorFiles.Write(file, tensor, name);
             Console.WriteLine($"{name}: {tensor} -> {file}");
         }

@@ -61,10 +61,24 @@ internal static class TrainCommand
     private static int Run(string modelPath, string dataDir, int epochs, TrainerOptions options, string? checkpoint, bool resume, int? limit, string outPath)
     {
         if (epochs <= 0) throw new ArgumentException("--epochs must be positive");
+        if (limit is <= 0) throw new ArgumentException("--limit must be positive");
+        if (options.Schedule.WarmupSteps < 0) throw new ArgumentException("--warmup must not be negative");
+        if (resume && checkpoint is null) throw new ArgumentException("--resume needs --checkpoint PATH");
+        // Check where the results go before spending minutes on training.
+        string full = Path.GetFullPath(outPath);
+        if (Directory.Exists(full)) throw new ArgumentException($"--out {outPath} is a folder; give a file name such as {Path.Combine(outPath, "trained.onnx")}");
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        if (checkpoint is not null)
+        {
+            if (Directory.Exists(checkpoint)) throw new ArgumentException($"--checkpoint {checkpoint} is a folder; give a file name");
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(checkpoint))!);
+        }
         var console = AnsiConsole.Console;
         var train = FashionMnist.Load(dataDir, train: true, limit);
         var test = FashionMnist.Load(dataDir, train: false);
         var model = ModelImporter.Load(modelPath);
+        // The cosine horizon is the whole run, also when it resumes from a checkpoint.
+        options.Schedule.TotalSteps = (long)epochs * ((train.Count + options.BatchSize - 1) / options.BatchSize);
         var trainer = new Trainer(model, options);
         console.MarkupLineInterpolated($"training [bold]{Path.GetFileName(modelPath)}[/]: {trainer.TrainableParameters.Count} parameter tensors, {train.Count} training / {test.Count} test images, {options.Optimizer.Kind} lr {options.Optimizer.LearningRate}, batch {options.BatchSize}");
         if (resume && checkpoint is not null && File.Exists(checkpoint))
@@ -72,8 +86,6 @@ internal static class TrainCommand
             trainer.LoadCheckpoint(checkpoint);
             console.WriteLine($"resumed from {checkpoint} at epoch {trainer.EpochsCompleted}, step {trainer.StepCount}");
         }
-        if (options.Schedule.Kind == ScheduleKind.Cosine)
-            options.Schedule.TotalSteps = (long)epochs * ((train.Count + options.BatchSize - 1) / options.BatchSize);
 
         var table = new Table().AddColumns("epoch", "loss", "train acc", "test loss", "test acc", "examples/s", "seconds");
         var history = new List<EpochMetrics>();
@@ -103,8 +115,6 @@ internal static class TrainCommand
         }
         console.Write(table);
 
-        string full = Path.GetFullPath(outPath);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
         trainer.Export(full);
         string png = Path.ChangeExtension(full, ".curves.png");
         if (history.Count > 0) TrainingCurves.Save(history, png);

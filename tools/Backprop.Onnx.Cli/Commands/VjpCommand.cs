@@ -40,12 +40,13 @@ internal static class VjpCommand
         var seeds = new Dictionary<string, OnnxTensor>(StringComparer.Ordinal);
         foreach (var (name, file) in CliErrors.Pairs(cotangentItems, "--cotangent"))
         {
+            if (seeds.ContainsKey(name)) throw new ArgumentException($"--cotangent names output '{name}' twice");
             options.Outputs.Add(name);
             seeds[name] = TensorFiles.Read(file).Tensor;
         }
         foreach (var w in wrt ?? []) options.Wrt.Add(w);
         var gm = ReverseMode.Differentiate(model, options);
-        foreach (var issue in gm.Report.Issues) Console.Error.WriteLine($"note: {issue.Detail}");
+        foreach (var issue in gm.Report.Issues.Where(i => i.Kind == DifferentiabilityIssueKind.Unreachable)) Console.Error.WriteLine($"note: {issue.Detail}");
         foreach (var (output, seedInput) in gm.Seeds)
         {
             var type = gm.Model.Graph.FindInput(seedInput)!.ElementType;
@@ -53,9 +54,16 @@ internal static class VjpCommand
             feeds[seedInput] = type == DataType.Double ? Precision.ToDouble(seed) : type == DataType.Float ? Precision.ToSingle(seed) : seed;
         }
         var results = ExecutionPlan.Compile(gm.Model).Run(feeds);
+        foreach (var (output, seed) in seeds)
+            if (!seed.Shape.SequenceEqual(results[output].Shape))
+                throw new ArgumentException($"the cotangent of '{output}' has shape [{string.Join(',', seed.Dims)}], but the output has shape [{string.Join(',', results[output].Dims)}]");
         Directory.CreateDirectory(outDir);
         foreach (var o in model.Graph.Outputs)
-            TensorFiles.Write(Path.Combine(outDir, "output_" + TensorFiles.SafeFileName(o.Name) + ".pb"), results[o.Name], o.Name);
+        {
+            string file = Path.Combine(outDir, "output_" + TensorFiles.SafeFileName(o.Name) + ".pb");
+            TensorFiles.Write(file, results[o.Name], o.Name);
+            Console.WriteLine($"output {o.Name}: {results[o.Name]} -> {file}");
+        }
         foreach (var (value, gradOutput) in gm.Gradients)
         {
             string file = Path.Combine(outDir, "grad_" + TensorFiles.SafeFileName(value) + ".pb");
