@@ -71,13 +71,7 @@ internal static partial class PoolingOps
             for (int o = 0; o < outSize; o++)
             {
                 var offsets = w.Offsets(o, scratch, out _);
-                T best = T.Zero;
-                int bestOffset = -1;
-                foreach (int off in offsets)
-                {
-                    T v = x[xBase + off];
-                    if (bestOffset < 0 || v > best || (T.IsNaN(v) && !T.IsNaN(best))) { best = v; bestOffset = off; }
-                }
+                int bestOffset = WindowArgMax(x, xBase, offsets);
                 if (bestOffset >= 0) dx[xBase + bestOffset] += dy[yBase + o];
             }
         });

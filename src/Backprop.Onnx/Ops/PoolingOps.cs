@@ -122,6 +122,22 @@ internal static partial class PoolingOps
             for (int p = 0; p < planes; p++) plane(p);
     }
 
+    /// <summary>
+    /// The offset of a window's maximum, the first one among ties (as MaxPool's Indices and PyTorch's max_pool), a NaN
+    /// winning over numbers; -1 for a window entirely in the padding.
+    /// </summary>
+    internal static int WindowArgMax<T>(T[] x, long xBase, ReadOnlySpan<int> offsets) where T : INumber<T>
+    {
+        T best = T.Zero;
+        int bestOffset = -1;
+        foreach (int off in offsets)
+        {
+            T v = x[xBase + off];
+            if (bestOffset < 0 || v > best || (T.IsNaN(v) && !T.IsNaN(best))) { best = v; bestOffset = off; }
+        }
+        return bestOffset;
+    }
+
     private static void MaxPool<T>(T[] x, T[] y, long[]? indices, PoolGeometry g, int[] input, bool columnMajor, int threads) where T : INumber<T>
     {
         if (indices is null && MaxPool2D(x, y, null, g, threads)) return;
@@ -134,14 +150,9 @@ internal static partial class PoolingOps
             for (int o = 0; o < outSize; o++)
             {
                 var offsets = w.Offsets(o, scratch, out _);
-                T best = T.Zero;
-                int bestOffset = -1;
-                foreach (int off in offsets)
-                {
-                    T v = x[xBase + off];
-                    if (bestOffset < 0 || v > best || (T.IsNaN(v) && !T.IsNaN(best))) { best = v; bestOffset = off; }
-                }
-                if (bestOffset < 0) best = T.CreateSaturating(double.NegativeInfinity);   // a window entirely in the padding
+                int bestOffset = WindowArgMax(x, xBase, offsets);
+                // A window entirely in the padding yields −∞.
+                T best = bestOffset >= 0 ? x[xBase + bestOffset] : T.CreateSaturating(double.NegativeInfinity);
                 y[yBase + o] = best;
                 if (indices is not null)
                     indices[yBase + o] = bestOffset < 0 ? -1 : xBase + (columnMajor ? ColumnMajor(bestOffset, input) : bestOffset);
