@@ -63,6 +63,29 @@ public sealed class ReverseModeTests
     }
 
     [TestMethod]
+    public void FanOutAndResidual_AccumulateEveryPath()
+    {
+        // y = x·x + sin(x) + x, with x also broadcast against w: four uses of x, three of them in different nodes.
+        var m = new OnnxModel { IrVersion = 8 };
+        m.OpsetImports.Add(new OpsetImport("", 17));
+        var g = m.Graph;
+        g.Inputs.Add(new ValueInfo("x", DataType.Double, [Dim.Of(2), Dim.Of(3)]));
+        g.Initializers.Add("w", OnnxTensor.FromArray(new double[] { 0.5, -1.5, 2.0 }, 3));
+        g.Nodes.Add(new Node("Mul", ["x", "x"], ["sq"], "square"));
+        g.Nodes.Add(new Node("Sin", ["x"], ["s"], "sin"));
+        g.Nodes.Add(new Node("Add", ["sq", "s"], ["t"], "add1"));
+        g.Nodes.Add(new Node("Add", ["t", "x"], ["r"], "residual"));
+        g.Nodes.Add(new Node("Mul", ["r", "w"], ["y"], "scale"));
+        g.Outputs.Add(new ValueInfo("y", DataType.Double, [Dim.Of(2), Dim.Of(3)]));
+        var x = GradCheck.Random(5, [2, 3]);
+        var report = GradientCheck.Run(m, new Dictionary<string, OnnxTensor> { ["x"] = x }, new GradientCheckOptions { Seed = 2 });
+        Assert.IsTrue(report.Passed, report.ToString());
+        Assert.HasCount(2, report.Tensors);
+        var gm = ReverseMode.Differentiate(m);
+        Assert.IsTrue(gm.Model.Graph.Nodes.Any(n => n.OpType == "Sum"), "fan-out is accumulated with one Sum node");
+    }
+
+    [TestMethod]
     public void GradientCheck_OnIdentity_Passes()
     {
         var report = GradCheck.Op("Identity", [GradCheck.Random(3, [2, 3])]);
