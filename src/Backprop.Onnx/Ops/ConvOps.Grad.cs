@@ -50,8 +50,9 @@ internal static partial class ConvOps
         int chunk = (int)Math.Max(1, Math.Min(outSize, MaxColumnBuffer / Math.Max(1, rows)));
         if (rows == 0 || outSize == 0 || mg == 0) { if (db is not null) BiasGrad(dy, db, s); return; }
 
-        // dX: per (image, group), independent slices of dX.
-        if (dx is not null)
+        // dX: per (image, group), independent slices of dX; small stride-1 images in batches.
+        if (dx is not null && UseBatchedInputGrad(s, rows)) ConvInputGradBatched(dy, w, dx, s, threads);
+        else if (dx is not null)
         {
             int items = s.N * s.Group;
             void InputItem(int item, int gemmThreads)

@@ -244,6 +244,9 @@ public sealed class ConvTests
         [new[] { 1, 2, 5, 6 }, new[] { 3, 2, 3, 2 }, 1, new[] { 2, 1 }, new[] { 1, 2 }, new[] { 1, 0, 2, 1 }],
         [new[] { 2, 4, 5, 5 }, new[] { 4, 1, 3, 3 }, 4, new[] { 1, 1 }, new[] { 1, 1 }, new[] { 1, 1, 1, 1 }],
         [new[] { 2, 3, 4, 4 }, new[] { 5, 3, 1, 1 }, 1, new[] { 1, 1 }, new[] { 1, 1 }, new[] { 0, 0, 0, 0 }],
+        // Stride 1, several images: the input gradient runs in batches of images (wide columns, padded planes).
+        [new[] { 3, 2, 6, 7 }, new[] { 4, 2, 3, 3 }, 1, new[] { 1, 1 }, new[] { 1, 2 }, new[] { 1, 2, 1, 0 }],
+        [new[] { 5, 1, 7, 7 }, new[] { 3, 1, 4, 4 }, 1, new[] { 1, 1 }, new[] { 1, 1 }, new[] { 0, 0, 0, 0 }],
         [new[] { 1, 2, 3, 4, 3 }, new[] { 2, 2, 2, 2, 2 }, 1, new[] { 1, 2, 1 }, new[] { 1, 1, 2 }, new[] { 0, 1, 1, 1, 0, 0 }],
     ];
 
