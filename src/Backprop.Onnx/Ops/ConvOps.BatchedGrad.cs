@@ -84,4 +84,59 @@ internal static partial class ConvOps
         if (threads > 1 && items >= threads) Parallel.For(0, items, new ParallelOptions { MaxDegreeOfParallelism = threads }, i => Item(i, 1));
         else for (int i = 0; i < items; i++) Item(i, threads);
     }
+
+    /// <summary>
+    /// dW[g] += Σ over images [from, to) of dY[n, g]·im2col(X[n, g])ᵀ in batches of images on wide columns (stride 1): the
+    /// extra columns of dY are zeros, so they add nothing as long as X is finite (the caller checks; 0·∞ would be NaN).
+    /// </summary>
+    private static void WeightImagesWide<T>(T[] dy, T[] x, ConvShape s, int g, int from, int to, Span<T> dwg) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int cg = s.C / s.Group, mg = s.M / s.Group, inSize = s.InputSize, outSize = s.OutputSize, rows = cg * s.KernelSize;
+        int outH = s.Output[0], outW = s.Output[1];
+        int hp = outH + (s.Kernel[0] - 1) * s.Dilations[0], wp = outW + (s.Kernel[1] - 1) * s.Dilations[1], width = outH * wp;
+        bool padded = s.PadBegin[0] != 0 || s.PadBegin[1] != 0 || hp != s.Input[0] || wp != s.Input[1];
+        int perBatch = (int)Math.Clamp(BatchedColumnTarget / ((long)rows * width), 1, Math.Max(1, to - from));
+        T[] dyw = ArrayPool<T>.Shared.Rent(mg * perBatch * width);
+        T[] col = ArrayPool<T>.Shared.Rent(rows * perBatch * width);
+        T[]? pad = padded ? ArrayPool<T>.Shared.Rent(cg * hp * wp) : null;
+        try
+        {
+            for (int first = from; first < to; first += perBatch)
+            {
+                int count = Math.Min(perBatch, to - first), ld = count * width;
+                dyw.AsSpan(0, mg * ld).Clear();
+                for (int b = 0; b < count; b++)
+                {
+                    for (int j = 0; j < mg; j++)
+                    {
+                        long yBase = ((long)(first + b) * s.M + (long)g * mg + j) * outSize;
+                        for (int r = 0; r < outH; r++)
+                            dy.AsSpan((int)(yBase + (long)r * outW), outW).CopyTo(dyw.AsSpan(j * ld + b * width + r * wp, outW));
+                    }
+                    long xBase = ((long)(first + b) * s.C + (long)g * cg) * inSize;
+                    if (pad is null) Im2ColWide(x, xBase, cg, hp, wp, outH, s, col, ld, b * width);
+                    else
+                    {
+                        PadPlanes(x, xBase, cg, s.Input[0], s.Input[1], hp, wp, s.PadBegin[0], s.PadBegin[1], pad);
+                        Im2ColWide(pad, 0, cg, hp, wp, outH, s, col, ld, b * width);
+                    }
+                }
+                Gemm.MultiplyAddTransposed(mg, rows, ld, dyw.AsSpan(0, mg * ld), ld, col.AsSpan(0, rows * ld), ld, dwg, rows);
+            }
+        }
+        finally
+        {
+            if (pad is not null) ArrayPool<T>.Shared.Return(pad);
+            ArrayPool<T>.Shared.Return(col);
+            ArrayPool<T>.Shared.Return(dyw);
+        }
+    }
+
+    /// <summary>Whether every element of <paramref name="values"/> is finite.</summary>
+    private static bool AllFinite<T>(T[] values) where T : IFloatingPointIeee754<T>
+    {
+        foreach (var v in values)
+            if (!T.IsFinite(v)) return false;
+        return true;
+    }
 }

@@ -91,9 +91,15 @@ internal static partial class ConvOps
         // own partial, the partials then added in order: deterministic for a given thread count.
         if (dw is not null)
         {
+            bool wide = UseBatchedInputGrad(s, rows) && AllFinite(x);
             void WeightImages(int g, int from, int to, T[] target, int targetOffset)
             {
                 var dwg = target.AsSpan(targetOffset, mg * rows);
+                if (wide)
+                {
+                    WeightImagesWide(dy, x, s, g, from, to, dwg);
+                    return;
+                }
                 T[]? col = pointwise ? null : ArrayPool<T>.Shared.Rent(rows * chunk);
                 try
                 {
