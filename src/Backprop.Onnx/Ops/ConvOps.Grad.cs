@@ -50,8 +50,9 @@ internal static partial class ConvOps
         int chunk = (int)Math.Max(1, Math.Min(outSize, MaxColumnBuffer / Math.Max(1, rows)));
         if (rows == 0 || outSize == 0 || mg == 0) { if (db is not null) BiasGrad(dy, db, s); return; }
 
-        // dX: per (image, group), independent slices of dX.
-        if (dx is not null)
+        // dX: per (image, group), independent slices of dX; small stride-1 images in batches.
+        if (dx is not null && UseBatchedInputGrad(s, rows)) ConvInputGradBatched(dy, w, dx, s, threads);
+        else if (dx is not null)
         {
             int items = s.N * s.Group;
             void InputItem(int item, int gemmThreads)
@@ -90,9 +91,15 @@ internal static partial class ConvOps
         // own partial, the partials then added in order: deterministic for a given thread count.
         if (dw is not null)
         {
+            bool wide = UseBatchedInputGrad(s, rows) && AllFinite(x);
             void WeightImages(int g, int from, int to, T[] target, int targetOffset)
             {
                 var dwg = target.AsSpan(targetOffset, mg * rows);
+                if (wide)
+                {
+                    WeightImagesWide(dy, x, s, g, from, to, dwg);
+                    return;
+                }
                 T[]? col = pointwise ? null : ArrayPool<T>.Shared.Rent(rows * chunk);
                 try
                 {

@@ -16,7 +16,15 @@ internal static partial class ConvOps
 
     /// <summary>im2col of <paramref name="channels"/> planes (H × W) at <paramref name="xBase"/> into col (channels·kh·kw rows × oh·ow columns).</summary>
     private static void Im2Col2D<T>(T[] x, long xBase, int channels, int[] input, int[] positions, int[] kernel, int[] strides, int[] dilations, int[] padBegin, T[] col)
-        where T : INumber<T>
+        where T : INumber<T> =>
+        Im2Col2DStrided(x, xBase, channels, input, positions, kernel, strides, dilations, padBegin, col, positions[0] * positions[1], 0);
+
+    /// <summary>
+    /// <see cref="Im2Col2D{T}"/> into the columns [<paramref name="offset"/>, offset + oh·ow) of a col matrix whose rows
+    /// are <paramref name="ld"/> long (several images side by side).
+    /// </summary>
+    private static void Im2Col2DStrided<T>(T[] x, long xBase, int channels, int[] input, int[] positions, int[] kernel, int[] strides, int[] dilations, int[] padBegin,
+        T[] col, int ld, int offset) where T : INumber<T>
     {
         int inH = input[0], inW = input[1], outH = positions[0], outW = positions[1], kh = kernel[0], kw = kernel[1];
         int sh = strides[0], sw = strides[1], dh = dilations[0], dw = dilations[1], ph = padBegin[0], pw = padBegin[1];
@@ -28,7 +36,7 @@ internal static partial class ConvOps
             {
                 for (int j = 0; j < kw; j++)
                 {
-                    var dst = col.AsSpan(((c * kh + i) * kw + j) * count, count);
+                    var dst = col.AsSpan(((c * kh + i) * kw + j) * ld + offset, count);
                     int colStart = j * dw - pw;
                     var (lo, hi) = ValidRange(colStart, sw, inW, outW);
                     for (int oh = 0; oh < outH; oh++)

@@ -105,6 +105,11 @@ internal static partial class ConvOps
     {
         int cg = s.C / s.Group, mg = s.M / s.Group, inSize = s.InputSize, outSize = s.OutputSize, kSize = s.KernelSize;
         int rows = cg * kSize;
+        if (UseBatched(s, rows))
+        {
+            ConvForwardBatched(x, w, bias, y, s, threads);
+            return;
+        }
         bool pointwise = kSize == 1 && s.Strides.All(v => v == 1) && s.PadBegin.All(v => v == 0) && outSize == inSize;
         int chunk = (int)Math.Max(1, Math.Min(outSize, MaxColumnBuffer / Math.Max(1, rows)));
         int items = s.N * s.Group;

@@ -105,6 +105,11 @@ public sealed class ConvTests
         [new[] { 1, 8, 4, 4 }, new[] { 16, 8, 1, 1 }, 1, new[] { 2, 2 }, new[] { 1, 1 }, new[] { 0, 0, 0, 0 }, new[] { 2, 2 }],
         [new[] { 2, 3, 3, 4, 5 }, new[] { 4, 3, 2, 3, 4 }, 1, new[] { 1, 1, 1 }, new[] { 1, 1, 1 }, new[] { 0, 0, 0, 0, 0, 0 }, new[] { 2, 2, 2 }],
         [new[] { 1, 4, 5, 5, 4 }, new[] { 6, 2, 2, 2, 2 }, 2, new[] { 2, 1, 2 }, new[] { 1, 2, 1 }, new[] { 1, 0, 1, 1, 1, 0 }, new[] { 3, 4, 2 }],
+        // Several images of small planes: convolved in batches of images (one im2col and GEMM per batch), odd counts.
+        [new[] { 9, 1, 28, 28 }, new[] { 6, 1, 5, 5 }, 1, new[] { 1, 1 }, new[] { 1, 1 }, new[] { 0, 0, 0, 0 }, new[] { 24, 24 }],
+        [new[] { 7, 6, 12, 12 }, new[] { 16, 6, 5, 5 }, 1, new[] { 1, 1 }, new[] { 1, 1 }, new[] { 0, 0, 0, 0 }, new[] { 8, 8 }],
+        [new[] { 5, 4, 9, 9 }, new[] { 6, 2, 3, 3 }, 2, new[] { 2, 1 }, new[] { 1, 1 }, new[] { 1, 0, 1, 2 }, new[] { 5, 9 }],
+        [new[] { 11, 3, 6, 7 }, new[] { 5, 3, 3, 3 }, 1, new[] { 1, 1 }, new[] { 1, 2 }, new[] { 1, 1, 1, 1 }, new[] { 6, 5 }],
         // Large enough to process the im2col columns in chunks.
         [new[] { 1, 16, 130, 130 }, new[] { 2, 16, 3, 3 }, 1, new[] { 1, 1 }, new[] { 1, 1 }, new[] { 1, 1, 1, 1 }, new[] { 130, 130 }],
     ];
@@ -239,6 +244,9 @@ public sealed class ConvTests
         [new[] { 1, 2, 5, 6 }, new[] { 3, 2, 3, 2 }, 1, new[] { 2, 1 }, new[] { 1, 2 }, new[] { 1, 0, 2, 1 }],
         [new[] { 2, 4, 5, 5 }, new[] { 4, 1, 3, 3 }, 4, new[] { 1, 1 }, new[] { 1, 1 }, new[] { 1, 1, 1, 1 }],
         [new[] { 2, 3, 4, 4 }, new[] { 5, 3, 1, 1 }, 1, new[] { 1, 1 }, new[] { 1, 1 }, new[] { 0, 0, 0, 0 }],
+        // Stride 1, several images: the input gradient runs in batches of images (wide columns, padded planes).
+        [new[] { 3, 2, 6, 7 }, new[] { 4, 2, 3, 3 }, 1, new[] { 1, 1 }, new[] { 1, 2 }, new[] { 1, 2, 1, 0 }],
+        [new[] { 5, 1, 7, 7 }, new[] { 3, 1, 4, 4 }, 1, new[] { 1, 1 }, new[] { 1, 1 }, new[] { 0, 0, 0, 0 }],
         [new[] { 1, 2, 3, 4, 3 }, new[] { 2, 2, 2, 2, 2 }, 1, new[] { 1, 2, 1 }, new[] { 1, 1, 2 }, new[] { 0, 1, 1, 1, 0, 0 }],
     ];
 
