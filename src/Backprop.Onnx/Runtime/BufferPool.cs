@@ -101,11 +101,14 @@ internal sealed class BufferPool
     }
 
     /// <summary>A graph output leaves with the caller: the pool stops tracking its buffer (until <see cref="Adopt"/>).</summary>
-    public void Disown(Array buffer)
+    /// <returns>True when the buffer was this run's (so it is no constant, initializer or caller's tensor).</returns>
+    public bool Disown(Array buffer)
     {
         lock (_gate)
         {
-            if (_refs.Remove(buffer)) _disowned.Add(buffer);
+            if (!_refs.Remove(buffer)) return false;
+            _disowned.Add(buffer);
+            return true;
         }
     }
 
