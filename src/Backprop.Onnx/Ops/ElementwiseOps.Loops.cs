@@ -142,10 +142,6 @@ internal static class Parallelism
             return;
         }
         int per = (int)(((long)count + chunks - 1) / chunks);
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = chunks }, c =>
-        {
-            int start = c * per;
-            body(start, (int)Math.Min(count, (long)start + per));
-        });
+        Runtime.ChunkRunner.ForRanges(count, chunks, per, chunks, body);
     }
 }

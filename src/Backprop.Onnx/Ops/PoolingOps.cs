@@ -117,7 +117,7 @@ internal static partial class PoolingOps
     private static void ForEachPlane(int planes, long workPerPlane, int threads, Action<int> plane)
     {
         if (threads > 1 && planes > 1 && planes * workPerPlane >= 1 << 15)
-            Parallel.For(0, planes, new ParallelOptions { MaxDegreeOfParallelism = threads }, plane);
+            ChunkRunner.For(planes, threads, plane);
         else
             for (int p = 0; p < planes; p++) plane(p);
     }
