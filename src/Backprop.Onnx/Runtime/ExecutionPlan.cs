@@ -161,7 +161,7 @@ public sealed class ExecutionPlan
     internal void Recycle(IEnumerable<OnnxTensor> outputs)
     {
         if (Interlocked.Exchange(ref _idleState, null) is not { } state) return;
-        foreach (var t in outputs) state.Pool.Adopt(t.Buffer);
+        foreach (var t in outputs) state.Pool.Adopt(t);
         _idleState = state;
     }
 
@@ -170,9 +170,9 @@ public sealed class ExecutionPlan
     {
         if (Interlocked.Exchange(ref _idleState, null) is not { } state) return;
         if (outputs is Dictionary<string, OnnxTensor> dictionary)
-            foreach (var t in dictionary.Values) state.Pool.Adopt(t.Buffer);
+            foreach (var t in dictionary.Values) state.Pool.Adopt(t);
         else
-            foreach (var t in outputs.Values) state.Pool.Adopt(t.Buffer);
+            foreach (var t in outputs.Values) state.Pool.Adopt(t);
         _idleState = state;
     }
 
