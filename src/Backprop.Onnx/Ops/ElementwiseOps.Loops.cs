@@ -70,7 +70,37 @@ internal sealed class BroadcastLoop
     }
 
     /// <summary>Plans the loop of inputs into their broadcast shape; throws <see cref="IR.InvalidInputException"/> when incompatible.</summary>
-    public static BroadcastLoop Of(KernelContext ctx, params int[][] inputShapes) => new(Broadcast.Shape(ctx, inputShapes), inputShapes);
+    /// <remarks>
+    /// Loops are immutable, so the last few planned on each thread are kept and returned again for the same input shapes
+    /// (a training step plans the same loops every step; planning one allocates about 700 bytes).
+    /// </remarks>
+    public static BroadcastLoop Of(KernelContext ctx, params int[][] inputShapes)
+    {
+        var cache = t_recent ??= new BroadcastLoop?[RecentCount];
+        foreach (var recent in cache)
+            if (recent is not null && recent.Planned(inputShapes)) return recent;
+        var loop = new BroadcastLoop(Broadcast.Shape(ctx, inputShapes), inputShapes);
+        loop._inputShapes = [.. inputShapes.Select(s => (int[])s.Clone())];
+        cache[t_nextRecent] = loop;
+        t_nextRecent = (t_nextRecent + 1) % RecentCount;
+        return loop;
+    }
+
+    private const int RecentCount = 64;
+
+    [ThreadStatic] private static BroadcastLoop?[]? t_recent;
+    [ThreadStatic] private static int t_nextRecent;
+
+    /// <summary>The input shapes <see cref="Of"/> planned this loop for (copies), or null for a loop built directly.</summary>
+    private int[][]? _inputShapes;
+
+    private bool Planned(int[][] inputShapes)
+    {
+        if (_inputShapes is not { } planned || planned.Length != inputShapes.Length) return false;
+        for (int i = 0; i < planned.Length; i++)
+            if (!planned[i].AsSpan().SequenceEqual(inputShapes[i])) return false;
+        return true;
+    }
 
     /// <summary>The output shape.</summary>
     public int[] OutShape { get; }
@@ -142,10 +172,6 @@ internal static class Parallelism
             return;
         }
         int per = (int)(((long)count + chunks - 1) / chunks);
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = chunks }, c =>
-        {
-            int start = c * per;
-            body(start, (int)Math.Min(count, (long)start + per));
-        });
+        Runtime.ChunkRunner.ForRanges(count, chunks, per, chunks, body);
     }
 }

@@ -40,8 +40,13 @@ internal static partial class GradientOps
     {
         var g = ctx.RequiredInput(0);
         var shapeTensor = ctx.RequiredInput(1);
-        var target = shapeTensor.AsSpan<long>().ToArray().Select(d => checked((int)d)).ToArray();
-        if (g.Shape.SequenceEqual(target)) { ctx.SetOutput(0, g); return; }
+        var shape = shapeTensor.AsSpan<long>();
+        // Already the target shape (checked without allocating: this runs for every broadcast op's gradient each step).
+        bool same = shape.Length == g.Rank;
+        for (int i = 0; i < shape.Length && same; i++) same = shape[i] == g.Dims[i];
+        if (same) { ctx.SetOutput(0, g); return; }
+        var target = new int[shape.Length];
+        for (int i = 0; i < target.Length; i++) target[i] = checked((int)shape[i]);
         ctx.SetOutput(0, SumTo(ctx, g, target));
     }
 
@@ -71,31 +76,34 @@ internal static partial class GradientOps
     private static void Accumulate<T>(Span<T> src, Span<T> dst, int[] outShape, long[] strides) where T : struct, System.Numerics.INumber<T>
     {
         if (src.Length == 0) return;
-        var dims = new List<int>();
-        var steps = new List<long>();
+        // Merged axes on the stack (a rank is small), so a step allocates nothing here.
+        Span<int> dims = stackalloc int[outShape.Length];
+        Span<long> steps = stackalloc long[outShape.Length];
+        int merged = 0;
         for (int d = 0; d < outShape.Length; d++)
         {
             if (outShape[d] == 1) continue;
-            if (dims.Count > 0 && steps[^1] == strides[d] * outShape[d])
+            if (merged > 0 && steps[merged - 1] == strides[d] * outShape[d])
             {
-                dims[^1] *= outShape[d];
-                steps[^1] = strides[d];
+                dims[merged - 1] *= outShape[d];
+                steps[merged - 1] = strides[d];
             }
             else
             {
-                dims.Add(outShape[d]);
-                steps.Add(strides[d]);
+                dims[merged] = outShape[d];
+                steps[merged] = strides[d];
+                merged++;
             }
         }
-        if (dims.Count == 0)
+        if (merged == 0)
         {
             dst[0] += src[0];
             return;
         }
-        int inner = dims[^1];
-        bool keptInner = steps[^1] == 1;
-        int rank = dims.Count - 1;
-        var coord = new int[rank];
+        int inner = dims[merged - 1];
+        bool keptInner = steps[merged - 1] == 1;
+        int rank = merged - 1;
+        Span<int> coord = stackalloc int[rank];
         long offset = 0;
         for (int i = 0; i < src.Length; i += inner)
         {

@@ -96,7 +96,9 @@ internal static partial class LossOps
             void Run<T>() where T : unmanaged, IFloatingPointIeee754<T>
             {
                 var dLoss = ctx.Input(0);
-                var g = new T[x.ElementCount];
+                // g, logProb and dx come from the plan's pool: g is only scratch when softmax (freed after the node).
+                var gTensor = ctx.Allocate(x.ElementType, x.Dims);
+                var g = gTensor.AsSpan<T>();
                 if (softmax && ctx.Input(4) is { } dLogProb) dLogProb.AsSpan<T>().CopyTo(g);
                 if (dLoss is not null)
                 {
@@ -113,15 +115,15 @@ internal static partial class LossOps
                 }
                 if (!softmax)
                 {
-                    ctx.SetOutput(0, OnnxTensor.FromArray(g, x.Dims));
+                    ctx.SetOutput(0, gTensor);
                     return;
                 }
-                var logProb = new T[x.ElementCount];
+                var logProb = (T[])ctx.AllocateUninitialized(x.ElementType, x.Dims).Buffer;
                 int threads = ReductionOps.Parallelism(ctx, x.ElementCount);
                 SoftmaxOps.Lines((T[])x.Buffer, logProb, n, c, d, SoftmaxOps.Kind.LogSoftmax, threads);
-                var dx = new T[x.ElementCount];
-                SoftmaxOps.GradLines(g, logProb, dx, n, c, d, log: true, threads);
-                ctx.SetOutput(0, OnnxTensor.FromArray(dx, x.Dims));
+                var dxTensor = ctx.AllocateUninitialized(x.ElementType, x.Dims);
+                SoftmaxOps.GradLines((T[])gTensor.Buffer, logProb, (T[])dxTensor.Buffer, n, c, d, log: true, threads);
+                ctx.SetOutput(0, dxTensor);
             }
         });
     }

@@ -145,7 +145,7 @@ internal static partial class MatMulOps
         void One(int p, int t) => Gemm.Multiply(transA, transB, m, n, k, T.One, a.AsSpan(checked((int)aOff[p]), checked((int)aSize)), lda,
             b.AsSpan(checked((int)bOff[p]), checked((int)bSize)), ldb, T.Zero, c.AsSpan(checked((int)(p * cSize)), checked((int)cSize)), n, t);
         if (threads > 1 && batches >= threads && cSize * k >= 4096)
-            Parallel.For(0, batches, new ParallelOptions { MaxDegreeOfParallelism = threads }, p => One(p, 1));
+            ChunkRunner.For(batches, threads, p => One(p, 1));
         else
             for (int p = 0; p < batches; p++) One(p, threads);
     }

@@ -22,7 +22,7 @@ internal static partial class PoolingOps
     {
         var (input, output, kernel, strides, dilations, padBegin) = g.Windows.Shape;
         if (input.Length != 2) return false;
-        var geo = new Window2D(input, output, kernel, strides, dilations, padBegin);
+        var geo = Window2D.For(input, output, kernel, strides, dilations, padBegin);
         int inSize = geo.InH * geo.InW, outSize = geo.OutH * geo.OutW;
         ForEachPlane(g.N * g.C, (long)outSize * geo.KH * geo.KW, threads, p =>
         {
@@ -60,6 +60,26 @@ internal static partial class PoolingOps
         private readonly int[] _colStart, _colLo, _colHi, _rowStart, _rowLo, _rowHi;
         /// <summary>Outputs whose window is wholly inside the input (row-major), and the plane offset of their first element.</summary>
         private readonly int[] _interior, _base;
+
+        /// <summary>The geometry of these windows: one planned recently on this thread for the same numbers (it is immutable), else a new one.</summary>
+        public static Window2D For(int[] input, int[] output, int[] kernel, int[] strides, int[] dilations, int[] padBegin)
+        {
+            Span<int> key = [input[0], input[1], output[0], output[1], kernel[0], kernel[1], strides[0], strides[1], dilations[0], dilations[1], padBegin[0], padBegin[1]];
+            var recent = t_recent ??= new Window2D?[RecentCount];
+            foreach (var r in recent)
+                if (r is not null && key.SequenceEqual(r._key)) return r;
+            var geo = new Window2D(input, output, kernel, strides, dilations, padBegin) { _key = key.ToArray() };
+            recent[t_next] = geo;
+            t_next = (t_next + 1) % RecentCount;
+            return geo;
+        }
+
+        private const int RecentCount = 16;
+
+        [ThreadStatic] private static Window2D?[]? t_recent;
+        [ThreadStatic] private static int t_next;
+
+        private int[] _key = [];
 
         public Window2D(int[] input, int[] output, int[] kernel, int[] strides, int[] dilations, int[] padBegin)
         {

@@ -54,7 +54,27 @@ internal static partial class PoolingOps
     /// <summary>The resolved geometry of a windowed pool: planes (N·C), output shape and the windows.</summary>
     private sealed record PoolGeometry(int N, int C, int[] Output, PoolWindows Windows);
 
+    /// <summary>
+    /// The geometry for an input shape: a pure function of the (immutable) attributes, the shape and ceil_mode, so the
+    /// last few computed on this thread are returned again (the window table costs kilobytes per call otherwise).
+    /// </summary>
     private static PoolGeometry Geometry(KernelContext ctx, WindowAttributes window, int[] dims, bool ceilMode)
+    {
+        var recent = t_recentGeometry ??= new (WindowAttributes, bool, int[], PoolGeometry)?[RecentGeometries];
+        foreach (var r in recent)
+            if (r is (WindowAttributes w, bool c, int[] d, PoolGeometry g) && ReferenceEquals(w, window) && c == ceilMode && d.AsSpan().SequenceEqual(dims)) return g;
+        var geometry = ComputeGeometry(ctx, window, dims, ceilMode);
+        recent[t_nextGeometry] = (window, ceilMode, (int[])dims.Clone(), geometry);
+        t_nextGeometry = (t_nextGeometry + 1) % RecentGeometries;
+        return geometry;
+    }
+
+    private const int RecentGeometries = 16;
+
+    [ThreadStatic] private static (WindowAttributes, bool, int[], PoolGeometry)?[]? t_recentGeometry;
+    [ThreadStatic] private static int t_nextGeometry;
+
+    private static PoolGeometry ComputeGeometry(KernelContext ctx, WindowAttributes window, int[] dims, bool ceilMode)
     {
         int rank = dims.Length - 2;
         if (rank < 1) throw ctx.Invalid($"pooling input of rank {dims.Length}; expected (N, C, D1, …)");
@@ -117,7 +137,7 @@ internal static partial class PoolingOps
     private static void ForEachPlane(int planes, long workPerPlane, int threads, Action<int> plane)
     {
         if (threads > 1 && planes > 1 && planes * workPerPlane >= 1 << 15)
-            Parallel.For(0, planes, new ParallelOptions { MaxDegreeOfParallelism = threads }, plane);
+            ChunkRunner.For(planes, threads, plane);
         else
             for (int p = 0; p < planes; p++) plane(p);
     }

@@ -55,11 +55,7 @@ internal static partial class ReductionOps
     {
         if (threads <= 1 || count < 2) { body(0, count); return; }
         int chunks = Math.Min(count, threads);
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, c =>
-        {
-            int from = (int)((long)count * c / chunks), to = (int)((long)count * (c + 1) / chunks);
-            body(from, to);
-        });
+        Runtime.ChunkRunner.ForRanges(count, chunks, 0, threads, body);
     }
 
     /// <summary>A float16 tensor widened to float32 (compute in float, round once at the end).</summary>

@@ -10,7 +10,7 @@ namespace Backprop.Onnx.Runtime;
 /// their input's buffer, so one buffer may sit in several slots) and it goes back to a free list when the last slot
 /// lets go. Buffers the pool did not hand out (graph inputs, initializers, a kernel's own constants) are never tracked
 /// and never reused; a buffer that leaves as a graph output is disowned (the caller's from then on) unless the caller
-/// gives it back with <see cref="Adopt"/>.
+/// gives it back with <see cref="Adopt(Array)"/>.
 /// </summary>
 /// <remarks>
 /// Free lists that no run rented from for two whole runs are dropped (<see cref="EndRun"/>), so a plan fed varying
@@ -23,6 +23,11 @@ internal sealed class BufferPool
     private readonly Dictionary<Array, int> _refs = new(ReferenceEqualityComparer.Instance);
     private readonly List<Array> _rentedThisNode = [];
     private readonly HashSet<Array> _disowned = new(ReferenceEqualityComparer.Instance);
+    /// <summary>
+    /// The tensor each pooled buffer was last handed out as: renting it again for the same type and shape returns that
+    /// (immutable) wrapper instead of a new tensor and shape array. Only buffers the pool holds (tracked or free) are here.
+    /// </summary>
+    private readonly Dictionary<Array, OnnxTensor> _wrappers = new(ReferenceEqualityComparer.Instance);
     private long _run;
 
     private sealed class FreeList
@@ -49,6 +54,7 @@ internal sealed class BufferPool
         long count = OnnxTensor.CheckedCount(shape);
         Type storage = DataTypes.StorageType(type);
         Array? buffer = null;
+        OnnxTensor? wrapper;
         lock (_gate)
         {
             var key = (storage, (int)count);
@@ -60,10 +66,12 @@ internal sealed class BufferPool
             buffer ??= Array.CreateInstance(storage, count);
             _refs[buffer] = 0;
             _rentedThisNode.Add(buffer);
+            if (!_wrappers.TryGetValue(buffer, out wrapper) || wrapper.ElementType != type || !wrapper.Dims.AsSpan().SequenceEqual(shape))
+                _wrappers[buffer] = wrapper = new OnnxTensor(type, shape.ToArray(), buffer, count);
         }
         if (!clear && PoisonUninitialized) Poison(buffer);
         else if (clear) Array.Clear(buffer);
-        return new OnnxTensor(type, shape.ToArray(), buffer, count);
+        return wrapper;
     }
 
     /// <summary>One more value slot holds <paramref name="buffer"/> (ignored when the pool does not track it).</summary>
@@ -100,12 +108,16 @@ internal sealed class BufferPool
         }
     }
 
-    /// <summary>A graph output leaves with the caller: the pool stops tracking its buffer (until <see cref="Adopt"/>).</summary>
-    public void Disown(Array buffer)
+    /// <summary>A graph output leaves with the caller: the pool stops tracking its buffer (until <see cref="Adopt(Array)"/>).</summary>
+    /// <returns>True when the buffer was this run's (so it is no constant, initializer or caller's tensor).</returns>
+    public bool Disown(Array buffer)
     {
         lock (_gate)
         {
-            if (_refs.Remove(buffer)) _disowned.Add(buffer);
+            if (!_refs.Remove(buffer)) return false;
+            _disowned.Add(buffer);
+            _wrappers.Remove(buffer);
+            return true;
         }
     }
 
@@ -118,6 +130,17 @@ internal sealed class BufferPool
         lock (_gate)
         {
             if (_disowned.Remove(buffer)) Push(buffer);
+        }
+    }
+
+    /// <summary>As <see cref="Adopt(Array)"/>, keeping <paramref name="output"/> as the buffer's wrapper for the next rent of its shape.</summary>
+    public void Adopt(OnnxTensor output)
+    {
+        lock (_gate)
+        {
+            if (!_disowned.Remove(output.Buffer)) return;
+            Push(output.Buffer);
+            _wrappers[output.Buffer] = output;
         }
     }
 
@@ -139,12 +162,18 @@ internal sealed class BufferPool
     {
         lock (_gate)
         {
+            foreach (var buffer in _refs.Keys) _wrappers.Remove(buffer);
             _refs.Clear();
             _rentedThisNode.Clear();
             List<(Type, int)>? stale = null;
             foreach (var (key, list) in _free)
                 if (list.LastUsedRun < _run - 1) (stale ??= []).Add(key);
-            if (stale is not null) foreach (var key in stale) _free.Remove(key);
+            if (stale is not null)
+                foreach (var key in stale)
+                {
+                    foreach (var buffer in _free[key].Buffers) _wrappers.Remove(buffer);
+                    _free.Remove(key);
+                }
         }
     }
 

@@ -161,7 +161,18 @@ public sealed class ExecutionPlan
     internal void Recycle(IEnumerable<OnnxTensor> outputs)
     {
         if (Interlocked.Exchange(ref _idleState, null) is not { } state) return;
-        foreach (var t in outputs) state.Pool.Adopt(t.Buffer);
+        foreach (var t in outputs) state.Pool.Adopt(t);
+        _idleState = state;
+    }
+
+    /// <summary>Gives back every output of a run (walking a Dictionary without allocating).</summary>
+    internal void Recycle(IReadOnlyDictionary<string, OnnxTensor> outputs)
+    {
+        if (Interlocked.Exchange(ref _idleState, null) is not { } state) return;
+        if (outputs is Dictionary<string, OnnxTensor> dictionary)
+            foreach (var t in dictionary.Values) state.Pool.Adopt(t);
+        else
+            foreach (var t in outputs.Values) state.Pool.Adopt(t);
         _idleState = state;
     }
 
@@ -170,13 +181,14 @@ public sealed class ExecutionPlan
     {
         public readonly OnnxTensor?[] Values = new OnnxTensor?[plan._constants.Length];
         public readonly BufferPool Pool = new();
+        public KernelContext? Context;
     }
 
     /// <summary>The state of the last finished run, taken by the next; a run that finds it taken (a concurrent run) makes its own.</summary>
     private RunState? _idleState;
 
     private IReadOnlyDictionary<string, OnnxTensor> RunCore(IReadOnlyDictionary<string, OnnxTensor> inputs, IReadOnlyDictionary<string, OnnxTensor>? outer,
-        Action<Node, KernelContext>? afterNode, bool wantValues, out OnnxTensor?[]? snapshot)
+        Action<Node, KernelContext>? afterNode, bool wantValues, out OnnxTensor?[]? snapshot, Dictionary<string, OnnxTensor>? into = null)
     {
         var state = Interlocked.Exchange(ref _idleState, null) ?? new RunState(this);
         var values = state.Values;
@@ -187,21 +199,19 @@ public sealed class ExecutionPlan
         {
             ArgumentNullException.ThrowIfNull(inputs);
             Dictionary<string, int>? symbols = null;
-            foreach (var (name, tensor) in inputs)
-            {
-                if (!_slots.TryGetValue(name, out int s) || (!_graphInputSlots.Contains(s) && !_graph.Initializers.ContainsKey(name)))
-                    throw new InvalidInputException($"'{name}' is not an input of the graph (inputs: {string.Join(", ", _graph.RuntimeInputs.Select(v => v.Name))})");
-                if (tensor is null) throw new InvalidInputException($"input '{name}' is null");
-                CheckAgainstDeclaration(name, tensor, ref symbols);
-                values[s] = tensor;
-            }
+            // A Dictionary is walked with its struct enumerator (no allocation per run); other dictionaries through the interface.
+            if (inputs is Dictionary<string, OnnxTensor> dictionary)
+                foreach (var (name, tensor) in dictionary) Feed(name, tensor, values, ref symbols);
+            else
+                foreach (var (name, tensor) in inputs) Feed(name, tensor, values, ref symbols);
             if (outer is not null)
                 foreach (var (name, tensor) in outer) if (_slots.TryGetValue(name, out int s) && values[s] is null) values[s] = tensor;
             for (int i = 0; i < _graphInputSlots.Length; i++)
                 if (values[_graphInputSlots[i]] is null)
                     throw new InvalidInputException($"graph input '{_graph.Inputs[i].Name}' was not given");
 
-            var ctx = new KernelContext(Options, new Random(Options.Seed), pool);
+            var ctx = state.Context ??= new KernelContext(Options, Options.Seed, pool);
+            ctx.Restart(Options.Seed);
             for (int k = 0; k < _order.Length; k++)
             {
                 var node = _order[k];
@@ -234,15 +244,17 @@ public sealed class ExecutionPlan
                     values[s] = null;
                 }
             }
-            var result = new Dictionary<string, OnnxTensor>(StringComparer.Ordinal);
+            var result = into ?? new Dictionary<string, OnnxTensor>(_graphOutputSlots.Length, StringComparer.Ordinal);
+            result.Clear();
             for (int i = 0; i < _graphOutputSlots.Length; i++)
-                result[_graph.Outputs[i].Name] = values[_graphOutputSlots[i]] ?? throw new InvalidInputException($"graph output '{_graph.Outputs[i].Name}' was not computed");
-            foreach (var t in result.Values) pool.Disown(t.Buffer);
-            // An output that is a constant, an initializer or a caller's input (Identity, Reshape of one) is copied, so
-            // that writing to an output never changes the model or a later run.
-            foreach (var (name, t) in result.ToList())
-                if (_protectedBuffers.Contains(t.Buffer) || inputs.Values.Any(i => ReferenceEquals(i.Buffer, t.Buffer)))
-                    result[name] = t.Clone();
+            {
+                string name = _graph.Outputs[i].Name;
+                var t = values[_graphOutputSlots[i]] ?? throw new InvalidInputException($"graph output '{name}' was not computed");
+                // An output that is a constant, an initializer or a caller's input (Identity, Reshape of one) is copied, so
+                // that writing to an output never changes the model or a later run. A buffer this run rented is none of those.
+                if (!pool.Disown(t.Buffer) && (_protectedBuffers.Contains(t.Buffer) || IsFed(inputs, t.Buffer))) t = t.Clone();
+                result[name] = t;
+            }
             snapshot = wantValues ? (OnnxTensor?[])values.Clone() : null;
             return result;
         }
@@ -252,6 +264,30 @@ public sealed class ExecutionPlan
             Array.Clear(values);
             _idleState = state;
         }
+    }
+
+    /// <summary>
+    /// Like <see cref="Run(IReadOnlyDictionary{string, OnnxTensor})"/>, but the outputs are written into the plan's one
+    /// reused dictionary (no allocation per run): it is valid only until the next call of this method (the trainer's step).
+    /// </summary>
+    internal IReadOnlyDictionary<string, OnnxTensor> RunReusingResult(IReadOnlyDictionary<string, OnnxTensor> inputs) =>
+        RunCore(inputs, null, null, false, out _, _reusedResult ??= new Dictionary<string, OnnxTensor>(StringComparer.Ordinal));
+
+    private Dictionary<string, OnnxTensor>? _reusedResult;
+
+    private void Feed(string name, OnnxTensor tensor, OnnxTensor?[] values, ref Dictionary<string, int>? symbols)
+    {
+        if (!_slots.TryGetValue(name, out int s) || (!_graphInputSlots.Contains(s) && !_graph.Initializers.ContainsKey(name)))
+            throw new InvalidInputException($"'{name}' is not an input of the graph (inputs: {string.Join(", ", _graph.RuntimeInputs.Select(v => v.Name))})");
+        if (tensor is null) throw new InvalidInputException($"input '{name}' is null");
+        CheckAgainstDeclaration(name, tensor, ref symbols);
+        values[s] = tensor;
+    }
+
+    private static bool IsFed(IReadOnlyDictionary<string, OnnxTensor> inputs, Array buffer)
+    {
+        foreach (var i in inputs.Values) if (ReferenceEquals(i.Buffer, buffer)) return true;
+        return false;
     }
 
     /// <summary>

@@ -41,16 +41,34 @@ internal sealed class KernelContext
     private int[] _outputs = [];
     private readonly BufferPool? _pool;
 
+    private Random? _random;
+    private int _seed;
+
     internal KernelContext(ExecutionOptions options, Random random, BufferPool? pool = null)
     {
         Options = options;
-        Random = random;
+        _random = random;
         _pool = pool;
+    }
+
+    /// <summary>A context whose random source is made from <paramref name="seed"/> on first use (most runs never draw).</summary>
+    internal KernelContext(ExecutionOptions options, int seed, BufferPool? pool)
+    {
+        Options = options;
+        _seed = seed;
+        _pool = pool;
+    }
+
+    /// <summary>Starts a new run on this context: a fresh random source from <paramref name="seed"/> (made lazily, same sequence).</summary>
+    internal void Restart(int seed)
+    {
+        _seed = seed;
+        _random = null;
     }
 
     public ExecutionOptions Options { get; }
 
-    public Random Random { get; }
+    public Random Random => _random ??= new Random(_seed);
 
     public Node Node { get; private set; } = null!;
 

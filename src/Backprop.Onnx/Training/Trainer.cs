@@ -175,40 +175,50 @@ public sealed class Trainer
     {
         var feeds = Feeds(inputs, labels);
         _stepPlan.Options.Seed = unchecked(_options.Seed * 1_000_003 + (int)StepCount);
-        var outputs = _stepPlan.Run(feeds);
+        // The outputs dictionary is the plan's reused one: valid until the next step, which is all this method needs.
+        var outputs = _stepPlan.RunReusingResult(feeds);
+        var trainable = TrainableParameters;
         if (!_classification && !labels.Shape.SequenceEqual(outputs[_outputName].Shape))
             throw new InvalidInputException($"targets have shape [{string.Join(',', labels.Dims)}], but output '{_outputName}' has shape [{string.Join(',', outputs[_outputName].Dims)}]; a {_options.Loss.Kind} target must match the output exactly");
         double loss = outputs[_options.Loss.LossName].GetDouble(0);
         long step = StepCount + 1;
         string? bad = !double.IsFinite(loss) ? "the loss is " + loss : null;
-        foreach (var p in TrainableParameters)
-            if (bad is null && !AllFinite(outputs[_gradients.Gradients[p]])) bad = $"the gradient of '{p}' is not finite";
+        for (int i = 0; i < trainable.Count && bad is null; i++)
+            if (!AllFinite(outputs[_gradients.Gradients[trainable[i]]])) bad = $"the gradient of '{trainable[i]}' is not finite";
         if (bad is not null) throw new TrainingDivergedException(step, FirstNonFiniteNode(feeds), bad);
 
         double scale = 1;
         if (_options.ClipGradientNorm is { } maxNorm)
         {
             double sq = 0;
-            foreach (var p in TrainableParameters)
+            for (int k = 0; k < trainable.Count; k++)
             {
-                var g = outputs[_gradients.Gradients[p]];
+                var g = outputs[_gradients.Gradients[trainable[k]]];
                 for (long i = 0; i < g.ElementCount; i++) { double v = g.GetDouble(i); sq += v * v; }
             }
             double norm = Math.Sqrt(sq);
             if (norm > maxNorm) scale = maxNorm / (norm + 1e-6);
         }
         double lr = _options.Optimizer.LearningRate * _options.Schedule.Factor(StepCount, _options.Schedule.TotalSteps > 0 ? _options.Schedule.TotalSteps : _scheduleTotalSteps);
-        foreach (var p in TrainableParameters)
+        for (int k = 0; k < trainable.Count; k++)
         {
+            string p = trainable[k];
             var g = outputs[_gradients.Gradients[p]];
             if (scale != 1) g = Scaled(g, scale);
             _optimizer.Update(p, _parameters[p], g, lr, step);
         }
-        foreach (var (buffer, output) in _bufferUpdates) _buffers[buffer] = outputs[output].Clone();
+        // Running statistics are copied into the trainer's own tensors (like parameters, updated in place) when the shape holds.
+        foreach (var (buffer, output) in _bufferUpdates)
+        {
+            var updated = outputs[output];
+            if (_buffers[buffer] is { } own && own.ElementType == updated.ElementType && own.Dims.AsSpan().SequenceEqual(updated.Dims))
+                Array.Copy(updated.Buffer, own.Buffer, updated.ElementCount);
+            else _buffers[buffer] = updated.Clone();
+        }
         StepCount = step;
         correct = _classification ? CountCorrect(outputs[_outputName], labels) : 0;
         // Everything the step produced has been consumed (buffers were cloned): the next step reuses its memory.
-        _stepPlan.Recycle(outputs.Values);
+        _stepPlan.Recycle(outputs);
         return loss;
     }
 
@@ -280,7 +290,7 @@ public sealed class Trainer
             var outputs = _evalLossPlan.Run(Feeds(x, y));
             lossSum += outputs[_options.Loss.LossName].GetDouble(0) * n;
             if (_classification) correct += CountCorrect(outputs[_outputName], y);
-            _evalLossPlan.Recycle(outputs.Values);
+            _evalLossPlan.Recycle(outputs);
         }
         return new Evaluation(lossSum / Math.Max(1, data.Count), _classification ? correct / (double)Math.Max(1, data.Count) : double.NaN, data.Count);
     }
@@ -356,17 +366,19 @@ public sealed class Trainer
         BatchesIntoEpoch = int.Parse(Get("batch_in_epoch"), System.Globalization.CultureInfo.InvariantCulture);
     }
 
+    /// <summary>The feeds of one run, in one dictionary reused from step to step (each run reads it only while it runs).</summary>
     private Dictionary<string, OnnxTensor> Feeds(OnnxTensor inputs, OnnxTensor labels)
     {
-        var feeds = new Dictionary<string, OnnxTensor>(StringComparer.Ordinal)
-        {
-            [_inputName] = inputs,
-            [_options.Loss.LabelName] = labels,
-        };
+        var feeds = _feeds;
+        feeds.Clear();
+        feeds[_inputName] = inputs;
+        feeds[_options.Loss.LabelName] = labels;
         foreach (var (k, v) in _parameters) feeds[k] = v;
         foreach (var (k, v) in _buffers) feeds[k] = v;
         return feeds;
     }
+
+    private readonly Dictionary<string, OnnxTensor> _feeds = new(StringComparer.Ordinal);
 
     /// <summary>The shuffled example order of an epoch: a function of the seed and the epoch only (so resuming is exact).</summary>
     private int[] Permutation(int count, int epoch)

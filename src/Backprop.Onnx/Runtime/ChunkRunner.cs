@@ -1,0 +1,137 @@
+using System.Runtime.ExceptionServices;
+
+namespace Backprop.Onnx.Runtime;
+
+/// <summary>
+/// An allocation-free replacement for <see cref="Parallel.For(int, int, ParallelOptions, Action{int})"/> in kernels: runs
+/// work items 0..n−1 on the calling thread plus up to threads − 1 thread-pool workers, each item exactly once. Jobs are
+/// pooled objects queued as <see cref="IThreadPoolWorkItem"/>, so a steady-state training step allocates nothing here
+/// (Parallel.For allocates about 1.5 KB per call). Which thread runs an item does not change what the item computes, so
+/// results are deterministic whenever the items are independent (as with Parallel.For).
+/// </summary>
+/// <remarks>
+/// The caller claims items too, so a call finishes even when no worker ever starts (no deadlock under nested use or a
+/// starved pool). The first exception an item throws is rethrown on the caller as itself (not wrapped in an
+/// <see cref="AggregateException"/>) once every claimed item finished.
+/// </remarks>
+internal sealed class ChunkRunner : IThreadPoolWorkItem
+{
+    private static readonly Lock PoolGate = new();
+    private static readonly List<ChunkRunner> Idle = [];
+    private const int MaxIdle = 32;
+
+    private readonly ManualResetEventSlim _done = new(false);
+    private Action<int>? _item;
+    private Action<int, int>? _range;
+    private int _items, _count, _per;
+    private int _next, _pending, _workersOut;
+    private ExceptionDispatchInfo? _error;
+
+    private ChunkRunner()
+    {
+    }
+
+    /// <summary>Calls <paramref name="body"/>(i) for every i in [0, <paramref name="items"/>) on up to <paramref name="threads"/> threads.</summary>
+    public static void For(int items, int threads, Action<int> body)
+    {
+        if (items <= 0) return;
+        if (threads <= 1 || items == 1)
+        {
+            for (int i = 0; i < items; i++) body(i);
+            return;
+        }
+        var job = Rent();
+        job._item = body;
+        job.Run(items, threads);
+    }
+
+    /// <summary>
+    /// Calls <paramref name="body"/>(start, end) for <paramref name="chunks"/> contiguous ranges covering [0, <paramref name="count"/>):
+    /// chunk c is [c·per, min(count, (c+1)·per)) when <paramref name="per"/> is positive, else the even split
+    /// [count·c/chunks, count·(c+1)/chunks). One chunk per work item, on up to <paramref name="threads"/> threads.
+    /// </summary>
+    public static void ForRanges(int count, int chunks, int per, int threads, Action<int, int> body)
+    {
+        if (chunks <= 0) return;
+        var job = Rent();
+        job._range = body;
+        job._count = count;
+        job._per = per;
+        job.Run(chunks, threads);
+    }
+
+    private static ChunkRunner Rent()
+    {
+        lock (PoolGate)
+        {
+            // A job is reusable once every worker queued for it has left (a late worker finds no item and leaves).
+            for (int i = Idle.Count - 1; i >= 0; i--)
+            {
+                var job = Idle[i];
+                if (Volatile.Read(ref job._workersOut) != 0) continue;
+                Idle[i] = Idle[^1];
+                Idle.RemoveAt(Idle.Count - 1);
+                return job;
+            }
+        }
+        return new ChunkRunner();
+    }
+
+    private void Run(int items, int threads)
+    {
+        _items = items;
+        _next = 0;
+        _pending = items;
+        _error = null;
+        _done.Reset();
+        int workers = Math.Min(threads, items) - 1;
+        Volatile.Write(ref _workersOut, workers);
+        for (int w = 0; w < workers; w++) ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        Work();
+        if (Volatile.Read(ref _pending) != 0) _done.Wait();
+        var error = _error;
+        _item = null;
+        _range = null;
+        _error = null;
+        lock (PoolGate)
+        {
+            if (Idle.Count < MaxIdle) Idle.Add(this);
+        }
+        error?.Throw();
+    }
+
+    void IThreadPoolWorkItem.Execute()
+    {
+        try
+        {
+            Work();
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _workersOut);
+        }
+    }
+
+    private void Work()
+    {
+        int i;
+        while ((i = Interlocked.Increment(ref _next) - 1) < _items)
+        {
+            try
+            {
+                if (_item is { } item) item(i);
+                else if (_per > 0)
+                {
+                    int start = i * _per;
+                    _range!(start, (int)Math.Min(_count, (long)start + _per));
+                }
+                else _range!((int)((long)_count * i / _items), (int)((long)_count * (i + 1) / _items));
+            }
+            catch (Exception e)
+            {
+                Interlocked.CompareExchange(ref _error, ExceptionDispatchInfo.Capture(e), null);
+            }
+            if (Interlocked.Decrement(ref _pending) == 0) _done.Set();
+        }
+    }
+}
