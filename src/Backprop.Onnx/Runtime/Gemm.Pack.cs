@@ -59,7 +59,7 @@ internal static unsafe partial class Gemm
         if (threads > 1 && (long)panels * nrStep * kc >= 1 << 16)
         {
             var job = new PackBJob<T>(p, bp, pc, kc, jc, nc, nrStep);
-            Parallel.For(0, panels, new ParallelOptions { MaxDegreeOfParallelism = threads }, job.Run);
+            ChunkRunner.For(panels, threads, job.Run);
             return;
         }
         for (int jp = 0; jp < panels; jp++) PackBPanel(p, bp, pc, kc, jc, nc, nrStep, jp);

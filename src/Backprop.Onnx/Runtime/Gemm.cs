@@ -186,7 +186,7 @@ internal static unsafe partial class Gemm
                         }
                         else
                         {
-                            Parallel.For(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = threads }, job.Run);
+                            ChunkRunner.For(tasks, threads, job.Run);
                         }
                     }
                 }
