@@ -107,6 +107,8 @@ public static class Conformance
         for (int i = 0; i < inputFiles.Count; i++)
         {
             var (tensor, pbName) = TensorFiles.Read(inputFiles[i]);
+            if (i >= graph.Inputs.Count)
+                throw new ModelFormatException(inputFiles[i], "", $"the data set has {inputFiles.Count} input files, but the graph has {graph.Inputs.Count} inputs");
             string name = !string.IsNullOrEmpty(pbName) && graph.Inputs.Any(v => v.Name == pbName) ? pbName
                 : i < runtimeInputs.Count ? runtimeInputs[i].Name : graph.Inputs[i].Name;
             inputs[name] = AsDeclared(tensor, graph.Inputs.FirstOrDefault(v => v.Name == name)?.ElementType);

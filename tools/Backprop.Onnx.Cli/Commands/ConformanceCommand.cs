@@ -19,7 +19,9 @@ internal static class ConformanceCommand
     {
         foreach (var d in dirs) if (!Directory.Exists(d)) throw new DirectoryNotFoundException($"no such folder: {d}");
         int passed = 0, wrong = 0, unsupported = 0;
-        foreach (var test in Conformance.FindTests(dirs))
+        var tests = Conformance.FindTests(dirs);
+        if (tests.Count == 0) throw new ArgumentException($"no test folders (a model.onnx beside test_data_set_* folders) under {string.Join(", ", dirs)}");
+        foreach (var test in tests)
         {
             if (filter is not null && !Path.GetFileName(test).Contains(filter, StringComparison.Ordinal)) continue;
             var r = Conformance.Run(test);

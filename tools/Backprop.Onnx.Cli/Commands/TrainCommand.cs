@@ -118,7 +118,9 @@ internal static class TrainCommand
         trainer.Export(full);
         string png = Path.ChangeExtension(full, ".curves.png");
         if (history.Count > 0) TrainingCurves.Save(history, png);
-        console.WriteLine($"exported {full}; curves {png}; wall time {clock.Elapsed.TotalSeconds:0} s");
+        console.WriteLine(history.Count > 0
+            ? $"exported {full}; curves {png}; wall time {clock.Elapsed.TotalSeconds:0} s"
+            : $"exported {full} (the checkpoint had already reached {epochs} epochs: nothing trained, no curves)");
         double ort = OrtEvaluation.Accuracy(full, test);
         console.WriteLine($"accuracy {ort:0.0000} (ONNX Runtime on the exported file, {test.Count} test images)");
         return 0;
