@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics;
 using Backprop.Onnx.Autodiff;
 using Backprop.Onnx.IR;
@@ -52,16 +53,26 @@ internal static partial class NormalizationOps
                 var dx = (T[])dxTensor.Buffer;
                 int threads = ReductionOps.Parallelism(ctx, x.ElementCount);
                 int chunks = Math.Max(1, Math.Min(rows, threads));
+                // Scratch and per-chunk partial sums are rented (a training step runs this every step); only their
+                // first cols elements are used, and the partial sums start at zero.
+                var pool = ArrayPool<T>.Shared;
                 var partScale = new T[chunks][];
                 var partB = new T[chunks][];
+                for (int chunk = 0; chunk < chunks; chunk++)
+                {
+                    Array.Clear(partScale[chunk] = pool.Rent(cols), 0, cols);
+                    Array.Clear(partB[chunk] = pool.Rent(cols), 0, cols);
+                }
                 ReductionOps.ForChunks(chunks, threads, (cf, ct) =>
                 {
-                    var g = new T[cols];
-                    var xc = new T[cols];
+                    var gRented = pool.Rent(cols);
+                    var xcRented = pool.Rent(cols);
+                    var g = gRented.AsSpan(0, cols);
+                    var xc = xcRented.AsSpan(0, cols);
                     for (int chunk = cf; chunk < ct; chunk++)
                     {
-                        var pScale = partScale[chunk] = new T[cols];
-                        var pB = partB[chunk] = new T[cols];
+                        var pScale = partScale[chunk].AsSpan(0, cols);
+                        var pB = partB[chunk].AsSpan(0, cols);
                         for (int r = (int)((long)rows * chunk / chunks); r < (int)((long)rows * (chunk + 1) / chunks); r++)
                         {
                             var xr = xs.AsSpan(r * cols, cols);
@@ -88,13 +99,17 @@ internal static partial class NormalizationOps
                             if (dy is not null) TP.MultiplyAdd(g, inv, dst, dst);
                         }
                     }
+                    pool.Return(gRented);
+                    pool.Return(xcRented);
                 });
                 var scaleDense = new T[cols];
                 var biasDense = new T[cols];
                 for (int chunk = 0; chunk < chunks; chunk++)
                 {
-                    TP.Add(scaleDense, partScale[chunk], scaleDense);
-                    TP.Add(biasDense, partB[chunk], biasDense);
+                    TP.Add(scaleDense, partScale[chunk].AsSpan(0, cols), scaleDense);
+                    TP.Add(biasDense, partB[chunk].AsSpan(0, cols), biasDense);
+                    pool.Return(partScale[chunk]);
+                    pool.Return(partB[chunk]);
                 }
                 ctx.SetOutput(0, dxTensor);
                 ctx.SetOutput(1, SumToParameter(ctx, scaleDense, scaleTensor, x.Dims, axis, "Scale"));
