@@ -102,8 +102,12 @@ internal static partial class NormalizationOps
                     pool.Return(gRented);
                     pool.Return(xcRented);
                 });
-                var scaleDense = new T[cols];
-                var biasDense = new T[cols];
+                var scaleRented = pool.Rent(cols);
+                var biasRented = pool.Rent(cols);
+                var scaleDense = scaleRented.AsSpan(0, cols);
+                var biasDense = biasRented.AsSpan(0, cols);
+                scaleDense.Clear();
+                biasDense.Clear();
                 for (int chunk = 0; chunk < chunks; chunk++)
                 {
                     TP.Add(scaleDense, partScale[chunk].AsSpan(0, cols), scaleDense);
@@ -112,19 +116,24 @@ internal static partial class NormalizationOps
                     pool.Return(partB[chunk]);
                 }
                 ctx.SetOutput(0, dxTensor);
-                ctx.SetOutput(1, SumToParameter(ctx, scaleDense, scaleTensor, x.Dims, axis, "Scale"));
-                if (ctx.Input(3) is { } bias) ctx.SetOutput(2, SumToParameter(ctx, biasDense, bias, x.Dims, axis, "B"));
+                ctx.SetOutput(1, SumToParameter(ctx, x.ElementType, scaleDense, scaleTensor, x.Dims, axis, "Scale"));
+                if (ctx.Input(3) is { } bias) ctx.SetOutput(2, SumToParameter(ctx, x.ElementType, biasDense, bias, x.Dims, axis, "B"));
+                pool.Return(scaleRented);
+                pool.Return(biasRented);
             }
         });
     }
 
     /// <summary>Sums a gradient over the normalized dimensions down to the shape of the parameter that was broadcast.</summary>
-    private static OnnxTensor SumToParameter<T>(KernelContext ctx, T[] dense, OnnxTensor parameter, int[] xShape, int axis, string what)
+    private static OnnxTensor SumToParameter<T>(KernelContext ctx, DataType type, ReadOnlySpan<T> dense, OnnxTensor parameter, int[] xShape, int axis, string what)
         where T : unmanaged, INumber<T>
     {
-        if (NormalizedIndexMap(ctx, parameter, xShape, axis, what) is not { } map) return OnnxTensor.FromArray(dense, parameter.Dims);
-        var result = new T[parameter.ElementCount];
-        for (int k = 0; k < map.Length; k++) result[map[k]] += dense[k];
-        return OnnxTensor.FromArray(result, parameter.Dims);
+        var map = NormalizedIndexMap(ctx, parameter, xShape, axis, what);
+        // Without a map the parameter has the dense elements in order (a copy writes every element); a sum starts at zero.
+        var resultTensor = map is null ? ctx.AllocateUninitialized(type, parameter.Dims) : ctx.Allocate(type, parameter.Dims);
+        var result = resultTensor.AsSpan<T>();
+        if (map is null) dense.CopyTo(result);
+        else for (int k = 0; k < map.Length; k++) result[map[k]] += dense[k];
+        return resultTensor;
     }
 }
