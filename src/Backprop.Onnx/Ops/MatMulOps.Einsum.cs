@@ -20,11 +20,23 @@ internal static partial class MatMulOps
         for (int i = 0; i < op.Node.Inputs.Count; i++) op.RequireInputType(i, MatMulTypes);
         string equation = op.Node.GetString("equation", "");
         var parsed = ParseEquation(op, equation, op.Node.Inputs.Count);
+        // The plan for the last input shapes seen (immutable; a training step repeats the same shapes every step).
+        EinsumPlan? last = null;
         return new LambdaKernel(ctx =>
         {
-            var inputs = Enumerable.Range(0, ctx.InputCount).Select(ctx.RequiredInput).ToArray();
-            if (inputs.Any(x => x.ElementType != inputs[0].ElementType)) throw ctx.Invalid("Einsum inputs have different element types");
-            ctx.SetOutput(0, Einsum(ctx, parsed, inputs));
+            var inputs = new OnnxTensor[ctx.InputCount];
+            for (int i = 0; i < inputs.Length; i++)
+            {
+                inputs[i] = ctx.RequiredInput(i);
+                if (inputs[i].ElementType != inputs[0].ElementType) throw ctx.Invalid("Einsum inputs have different element types");
+            }
+            var plan = Volatile.Read(ref last);
+            if (plan is null || !plan.Fits(inputs))
+            {
+                plan = PlanEinsum(ctx, parsed, inputs);
+                Volatile.Write(ref last, plan);
+            }
+            ctx.SetOutput(0, plan.Run(ctx, inputs));
         });
     }
 
@@ -63,10 +75,19 @@ internal static partial class MatMulOps
         return new EinsumEquation([.. terms.Select(Parse)], arrow >= 0 ? Parse(eq[(arrow + 2)..]) : null);
     }
 
-    /// <summary>A strided view of a tensor with one label per dimension (labels unique within the view).</summary>
-    private sealed record EinsumView(OnnxTensor Data, int[] Labels, int[] Dims, long[] Strides);
+    /// <summary>
+    /// A strided view of a tensor with one label per dimension (labels unique within the view), described by shape only:
+    /// <paramref name="DataDims"/> and <paramref name="DataCount"/> are those of the tensor the view reads.
+    /// </summary>
+    private sealed record EinsumView(int[] Labels, int[] Dims, long[] Strides, int[] DataDims, long DataCount)
+    {
+        /// <summary>The view of a contiguous tensor of <paramref name="dims"/> over <paramref name="labels"/>.</summary>
+        public static EinsumView Dense(int[] labels, int[] dims) =>
+            new(labels, dims, Broadcast.ContiguousStrides(dims), dims, dims.Aggregate(1L, (p, d) => p * d));
+    }
 
-    private static OnnxTensor Einsum(KernelContext ctx, EinsumEquation eq, OnnxTensor[] inputs)
+    /// <summary>Plans Einsum for the shapes of <paramref name="inputs"/> (their data is not read).</summary>
+    private static EinsumPlan PlanEinsum(KernelContext ctx, EinsumEquation eq, OnnxTensor[] inputs)
     {
         // Ellipsis rank and label sizes.
         int ellipsisRank = 0;
@@ -107,13 +128,15 @@ internal static partial class MatMulOps
         var views = new EinsumView[inputs.Length];
         for (int i = 0; i < inputs.Length; i++) views[i] = MakeView(ctx, inputs[i], expanded[i], sizes);
         var current = views[0];
+        var steps = new EinsumContraction[views.Length - 1];
         for (int i = 1; i < views.Length; i++)
         {
             var keep = new HashSet<int>(output);
             for (int j = i + 1; j < views.Length; j++) keep.UnionWith(views[j].Labels);
-            current = Contract(ctx, current, views[i], keep);
+            (steps[i - 1], current) = Contract(current, views[i], keep);
         }
-        return Gather(ctx, current, output).Data;
+        var (final, _) = Gather(current, output);
+        return new EinsumPlan([.. inputs.Select(x => (int[])x.Dims.Clone())], steps, final);
     }
 
     private static string LabelName(int l) => l >= EllipsisLabel ? $"...[{l - EllipsisLabel}]" : ((char)l).ToString();
@@ -153,15 +176,15 @@ internal static partial class MatMulOps
                 strides[l] = s;
             }
         }
-        return new EinsumView(x, [.. order], [.. order.Select(l => sizes[l])], [.. order.Select(l => strides[l])]);
+        return new EinsumView([.. order], [.. order.Select(l => sizes[l])], [.. order.Select(l => strides[l])], (int[])x.Dims.Clone(), x.ElementCount);
     }
 
     /// <summary>
-    /// Contracts two views into a contiguous one whose labels are the kept ones: batch, then left-only, then right-only.
-    /// An operand already laid out as (batch, contracted, kept) instead of (batch, kept, contracted) enters the GEMM
-    /// transposed rather than copied.
+    /// Plans the contraction of two views into a contiguous one whose labels are the kept ones: batch, then left-only,
+    /// then right-only. An operand already laid out as (batch, contracted, kept) instead of (batch, kept, contracted)
+    /// enters the GEMM transposed rather than copied.
     /// </summary>
-    private static EinsumView Contract(KernelContext ctx, EinsumView x, EinsumView y, HashSet<int> keep)
+    private static (EinsumContraction Step, EinsumView Result) Contract(EinsumView x, EinsumView y, HashSet<int> keep)
     {
         var batch = x.Labels.Where(l => y.Labels.Contains(l) && keep.Contains(l)).ToArray();
         var contracted = x.Labels.Where(l => y.Labels.Contains(l) && !keep.Contains(l)).ToArray();
@@ -171,18 +194,15 @@ internal static partial class MatMulOps
         // Gather sums out labels used by neither the other operand nor later (not listed in the target order).
         bool transA = IsContiguousAs(x, [.. batch, .. contracted, .. xKept]);
         bool transB = IsContiguousAs(y, [.. batch, .. yKept, .. contracted]);
-        var xs = transA ? x : Gather(ctx, x, [.. batch, .. xKept, .. contracted]);
-        var ys = transB ? y : Gather(ctx, y, [.. batch, .. contracted, .. yKept]);
+        var (xGather, xs) = transA ? (null, x) : Gather(x, [.. batch, .. xKept, .. contracted]);
+        var (yGather, ys) = transB ? (null, y) : Gather(y, [.. batch, .. contracted, .. yKept]);
         int b = Size(xs, batch), m = Size(xs, xKept), k = Size(xs, contracted), n = Size(ys, yKept);
         int[] dims = [.. batch.Select(l => xs.Dims[Array.IndexOf(xs.Labels, l)]), .. xKept.Select(l => xs.Dims[Array.IndexOf(xs.Labels, l)]),
             .. yKept.Select(l => ys.Dims[Array.IndexOf(ys.Labels, l)])];
-        // The product overwrites every element (k = 0 clears it).
-        var result = ctx.AllocateUninitialized(x.Data.ElementType, dims);
         var aOff = Enumerable.Range(0, b).Select(p => (long)p * m * k).ToArray();
         var bOff = Enumerable.Range(0, b).Select(p => (long)p * k * n).ToArray();
-        BatchedMultiply(xs.Data, aOff, ys.Data, bOff, result, m, n, k, transA, transB, ctx.Options.Threads);
         int[] labels = [.. batch, .. xKept, .. yKept];
-        return new EinsumView(result, labels, dims, Broadcast.ContiguousStrides(dims));
+        return (new EinsumContraction(xGather, yGather, transA, transB, m, n, k, dims, aOff, bOff), EinsumView.Dense(labels, dims));
     }
 
     /// <summary>True when the view is its tensor, densely stored in <paramref name="target"/> label order (no copy needed).</summary>
@@ -196,85 +216,22 @@ internal static partial class MatMulOps
             if (v.Dims[d] != 1 && v.Strides[d] != dense[d]) return false;
             count *= v.Dims[d];
         }
-        return count == v.Data.ElementCount && v.Data.Dims.AsSpan().SequenceEqual(v.Dims);
-    }
-
-    /// <summary>A contiguous tensor over <paramref name="target"/> labels (in that order), summing the view over its other labels.</summary>
-    private static EinsumView Gather(KernelContext ctx, EinsumView v, int[] target)
-    {
-        if (IsContiguousAs(v, target)) return v;
-        var dims = target.Select(l => v.Dims[Array.IndexOf(v.Labels, l)]).ToArray();
-        bool sums = v.Labels.Any(l => !target.Contains(l));
-        // A permutation writes every element; a sum accumulates into zeros.
-        var result = sums ? ctx.Allocate(v.Data.ElementType, dims) : ctx.AllocateUninitialized(v.Data.ElementType, dims);
-        switch (v.Data.ElementType)
-        {
-            case DataType.Float: GatherSum<float>(v, target, result); break;
-            case DataType.Double: GatherSum<double>(v, target, result); break;
-            case DataType.Int32: GatherSum<int>(v, target, result); break;
-            case DataType.Int64: GatherSum<long>(v, target, result); break;
-            case DataType.UInt32: GatherSum<uint>(v, target, result); break;
-            case DataType.UInt64: GatherSum<ulong>(v, target, result); break;
-            default: throw new InvalidOperationException($"Einsum does not support {DataTypes.OnnxName(v.Data.ElementType)}");
-        }
-        return new EinsumView(result, target, dims, Broadcast.ContiguousStrides(dims));
+        return count == v.DataCount && v.DataDims.AsSpan().SequenceEqual(v.Dims);
     }
 
     /// <summary>
-    /// dst[t] = Σ_s src[t, s] over the summed labels s in row-major order (dst is zero when anything is summed),
-    /// walking the last target label in an inner loop.
+    /// Plans a contiguous tensor over <paramref name="target"/> labels (in that order), summing the view over its other
+    /// labels; the plan is null when the view already is that tensor.
     /// </summary>
-    private static void GatherSum<T>(EinsumView v, int[] target, OnnxTensor result) where T : INumber<T>
+    private static (EinsumGather? Gather, EinsumView Result) Gather(EinsumView v, int[] target)
     {
-        var src = v.Data.AsSpan<T>();
-        var dst = result.AsSpan<T>();
-        if (dst.Length == 0) return;
+        if (IsContiguousAs(v, target)) return (null, v);
+        int At(int l) => Array.IndexOf(v.Labels, l);
+        var dims = target.Select(l => v.Dims[At(l)]).ToArray();
         var summed = v.Labels.Where(l => !target.Contains(l)).ToArray();
-        int[] tDims = [.. target.Select(l => v.Dims[Array.IndexOf(v.Labels, l)])];
-        long[] tStrides = [.. target.Select(l => v.Strides[Array.IndexOf(v.Labels, l)])];
-        int[] sDims = [.. summed.Select(l => v.Dims[Array.IndexOf(v.Labels, l)])];
-        long[] sStrides = [.. summed.Select(l => v.Strides[Array.IndexOf(v.Labels, l)])];
-        long sCount = sDims.Aggregate(1L, (p, d) => p * d);
-        // Inner loop: the last target label (a scalar output is one run of length 1).
-        int inner = tDims.Length == 0 ? 1 : tDims[^1];
-        long innerStride = tDims.Length == 0 ? 0 : tStrides[^1];
-        int[] oDims = tDims.Length == 0 ? [] : tDims[..^1];
-        long[] oStrides = tDims.Length == 0 ? [] : tStrides[..^1];
-        var oCoord = new int[oDims.Length];
-        var sCoord = new int[sDims.Length];
-        long oOffset = 0;
-        for (int o = 0; o < dst.Length; o += inner)
-        {
-            var row = dst.Slice(o, inner);
-            if (summed.Length == 0)
-            {
-                if (innerStride == 1) src.Slice((int)oOffset, inner).CopyTo(row);
-                else for (int j = 0; j < inner; j++) row[j] = src[(int)(oOffset + j * innerStride)];
-            }
-            else
-            {
-                long sOffset = 0;
-                for (long s = 0; s < sCount; s++)
-                {
-                    long at = oOffset + sOffset;
-                    for (int j = 0; j < inner; j++) row[j] += src[(int)(at + j * innerStride)];
-                    Step(sCoord, sDims, sStrides, ref sOffset);
-                }
-            }
-            Step(oCoord, oDims, oStrides, ref oOffset);
-        }
-    }
-
-    /// <summary>Advances a row-major odometer and its strided offset by one position (wrapping to zero at the end).</summary>
-    private static void Step(int[] coord, int[] dims, long[] strides, ref long offset)
-    {
-        for (int d = dims.Length - 1; d >= 0; d--)
-        {
-            coord[d]++;
-            offset += strides[d];
-            if (coord[d] < dims[d]) return;
-            offset -= strides[d] * coord[d];
-            coord[d] = 0;
-        }
+        long[] tStrides = [.. target.Select(l => v.Strides[At(l)])];
+        int[] sDims = [.. summed.Select(l => v.Dims[At(l)])];
+        long[] sStrides = [.. summed.Select(l => v.Strides[At(l)])];
+        return (new EinsumGather(dims, tStrides, sDims, sStrides), EinsumView.Dense(target, dims));
     }
 }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics;
 using Backprop.Onnx.Autodiff;
 using Backprop.Onnx.IR;
@@ -52,16 +53,26 @@ internal static partial class NormalizationOps
                 var dx = (T[])dxTensor.Buffer;
                 int threads = ReductionOps.Parallelism(ctx, x.ElementCount);
                 int chunks = Math.Max(1, Math.Min(rows, threads));
+                // Scratch and per-chunk partial sums are rented (a training step runs this every step); only their
+                // first cols elements are used, and the partial sums start at zero.
+                var pool = ArrayPool<T>.Shared;
                 var partScale = new T[chunks][];
                 var partB = new T[chunks][];
+                for (int chunk = 0; chunk < chunks; chunk++)
+                {
+                    Array.Clear(partScale[chunk] = pool.Rent(cols), 0, cols);
+                    Array.Clear(partB[chunk] = pool.Rent(cols), 0, cols);
+                }
                 ReductionOps.ForChunks(chunks, threads, (cf, ct) =>
                 {
-                    var g = new T[cols];
-                    var xc = new T[cols];
+                    var gRented = pool.Rent(cols);
+                    var xcRented = pool.Rent(cols);
+                    var g = gRented.AsSpan(0, cols);
+                    var xc = xcRented.AsSpan(0, cols);
                     for (int chunk = cf; chunk < ct; chunk++)
                     {
-                        var pScale = partScale[chunk] = new T[cols];
-                        var pB = partB[chunk] = new T[cols];
+                        var pScale = partScale[chunk].AsSpan(0, cols);
+                        var pB = partB[chunk].AsSpan(0, cols);
                         for (int r = (int)((long)rows * chunk / chunks); r < (int)((long)rows * (chunk + 1) / chunks); r++)
                         {
                             var xr = xs.AsSpan(r * cols, cols);
@@ -88,28 +99,41 @@ internal static partial class NormalizationOps
                             if (dy is not null) TP.MultiplyAdd(g, inv, dst, dst);
                         }
                     }
+                    pool.Return(gRented);
+                    pool.Return(xcRented);
                 });
-                var scaleDense = new T[cols];
-                var biasDense = new T[cols];
+                var scaleRented = pool.Rent(cols);
+                var biasRented = pool.Rent(cols);
+                var scaleDense = scaleRented.AsSpan(0, cols);
+                var biasDense = biasRented.AsSpan(0, cols);
+                scaleDense.Clear();
+                biasDense.Clear();
                 for (int chunk = 0; chunk < chunks; chunk++)
                 {
-                    TP.Add(scaleDense, partScale[chunk], scaleDense);
-                    TP.Add(biasDense, partB[chunk], biasDense);
+                    TP.Add(scaleDense, partScale[chunk].AsSpan(0, cols), scaleDense);
+                    TP.Add(biasDense, partB[chunk].AsSpan(0, cols), biasDense);
+                    pool.Return(partScale[chunk]);
+                    pool.Return(partB[chunk]);
                 }
                 ctx.SetOutput(0, dxTensor);
-                ctx.SetOutput(1, SumToParameter(ctx, scaleDense, scaleTensor, x.Dims, axis, "Scale"));
-                if (ctx.Input(3) is { } bias) ctx.SetOutput(2, SumToParameter(ctx, biasDense, bias, x.Dims, axis, "B"));
+                ctx.SetOutput(1, SumToParameter(ctx, x.ElementType, scaleDense, scaleTensor, x.Dims, axis, "Scale"));
+                if (ctx.Input(3) is { } bias) ctx.SetOutput(2, SumToParameter(ctx, x.ElementType, biasDense, bias, x.Dims, axis, "B"));
+                pool.Return(scaleRented);
+                pool.Return(biasRented);
             }
         });
     }
 
     /// <summary>Sums a gradient over the normalized dimensions down to the shape of the parameter that was broadcast.</summary>
-    private static OnnxTensor SumToParameter<T>(KernelContext ctx, T[] dense, OnnxTensor parameter, int[] xShape, int axis, string what)
+    private static OnnxTensor SumToParameter<T>(KernelContext ctx, DataType type, ReadOnlySpan<T> dense, OnnxTensor parameter, int[] xShape, int axis, string what)
         where T : unmanaged, INumber<T>
     {
-        if (NormalizedIndexMap(ctx, parameter, xShape, axis, what) is not { } map) return OnnxTensor.FromArray(dense, parameter.Dims);
-        var result = new T[parameter.ElementCount];
-        for (int k = 0; k < map.Length; k++) result[map[k]] += dense[k];
-        return OnnxTensor.FromArray(result, parameter.Dims);
+        var map = NormalizedIndexMap(ctx, parameter, xShape, axis, what);
+        // Without a map the parameter has the dense elements in order (a copy writes every element); a sum starts at zero.
+        var resultTensor = map is null ? ctx.AllocateUninitialized(type, parameter.Dims) : ctx.Allocate(type, parameter.Dims);
+        var result = resultTensor.AsSpan<T>();
+        if (map is null) dense.CopyTo(result);
+        else for (int k = 0; k < map.Length; k++) result[map[k]] += dense[k];
+        return resultTensor;
     }
 }

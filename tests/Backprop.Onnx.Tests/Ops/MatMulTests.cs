@@ -273,6 +273,25 @@ public sealed class MatMulTests
         }
     }
 
+    /// <summary>One compiled node run on alternating shapes: the kernel's cached plan must follow the shapes.</summary>
+    [TestMethod]
+    public void Einsum_ReplansWhenShapesChange()
+    {
+        const string equation = "...ij,...jk->...ik";
+        int[][][] runs = [[[2, 3, 4], [4, 5]], [[3, 1], [1, 2]], [[2, 3, 4], [4, 5]], [[0, 2], [2, 3]]];
+        var model = SingleNode.Model("Einsum", [.. runs[0].Select(s => LinalgTestData.Tensor(DataType.Double, new double[LinalgTestData.Count(s)], s))],
+            1, 12, "", OnnxAttribute.FromString("equation", equation));
+        for (int i = 0; i < model.Graph.Inputs.Count; i++) model.Graph.Inputs[i] = new ValueInfo(model.Graph.Inputs[i].Name, DataType.Double, null);
+        var plan = ExecutionPlan.Compile(model, new ExecutionOptions { Threads = 1 });
+        for (int r = 0; r < runs.Length; r++)
+        {
+            var inputs = runs[r].Select((s, i) => LinalgTestData.Tensor(DataType.Double, LinalgTestData.Random(r * 2 + i, LinalgTestData.Count(s)), s)).ToArray();
+            var (expected, shape) = ReferenceEinsum(equation, [.. inputs.Select(LinalgTestData.Values)], runs[r]);
+            var y = plan.Run(new Dictionary<string, OnnxTensor> { ["x0"] = inputs[0], ["x1"] = inputs[1] })["y0"];
+            LinalgTestData.AssertClose(expected, shape, y, DataType.Double, $"run {r}");
+        }
+    }
+
     [TestMethod]
     public void Einsum_Int64Trace()
     {
