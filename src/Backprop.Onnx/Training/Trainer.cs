@@ -193,8 +193,7 @@ public sealed class Trainer
             double sq = 0;
             for (int k = 0; k < trainable.Count; k++)
             {
-                var g = outputs[_gradients.Gradients[trainable[k]]];
-                for (long i = 0; i < g.ElementCount; i++) { double v = g.GetDouble(i); sq += v * v; }
+                sq += SumOfSquares(outputs[_gradients.Gradients[trainable[k]]]);
             }
             double norm = Math.Sqrt(sq);
             if (norm > maxNorm) scale = maxNorm / (norm + 1e-6);
@@ -204,6 +203,7 @@ public sealed class Trainer
         {
             string p = trainable[k];
             var g = outputs[_gradients.Gradients[p]];
+            // A copy: two gradient outputs may be one tensor (Add(a, b) hands dY to both), so never scale in place.
             if (scale != 1) g = Scaled(g, scale);
             _optimizer.Update(p, _parameters[p], g, lr, step);
         }
@@ -217,7 +217,7 @@ public sealed class Trainer
         }
         StepCount = step;
         correct = _classification ? CountCorrect(outputs[_outputName], labels) : 0;
-        // Everything the step produced has been consumed (buffers were cloned): the next step reuses its memory.
+        // Everything the step produced has been consumed (running statistics were copied): the next step reuses its memory.
         _stepPlan.Recycle(outputs);
         return loss;
     }
@@ -420,6 +420,15 @@ public sealed class Trainer
         return true;
     }
 
+    /// <summary>Σ g² accumulated in double (for the global gradient norm).</summary>
+    private static double SumOfSquares(OnnxTensor g)
+    {
+        double sq = 0;
+        if (g.ElementType == DataType.Float) foreach (float v in g.AsSpan<float>()) sq += (double)v * v;
+        else foreach (double v in g.AsSpan<double>()) sq += v * v;
+        return sq;
+    }
+
     private static OnnxTensor Scaled(OnnxTensor g, double scale)
     {
         var c = g.Clone();
@@ -428,7 +437,8 @@ public sealed class Trainer
         return c;
     }
 
-    private static int CountCorrect(OnnxTensor logits, OnnxTensor labels)
+    /// <summary>Rows of <paramref name="logits"/> [N, C] whose first maximal class equals the int64 label [N]; 0 for other ranks.</summary>
+    internal static int CountCorrect(OnnxTensor logits, OnnxTensor labels)
     {
         if (logits.Rank != 2) return 0;
         int n = logits.Dims[0], c = logits.Dims[1], correct = 0;

@@ -43,26 +43,16 @@ public sealed class ActivationTests
         _ => [],
     };
 
+    /// <summary>Every activation, with default attributes and (where it has any) explicit ones.</summary>
+    public static IEnumerable<object[]> Cases =>
+    [
+        ["Relu", true], ["LeakyRelu", true], ["LeakyRelu", false], ["Elu", true], ["Elu", false], ["Selu", true], ["Selu", false],
+        ["Celu", true], ["Celu", false], ["HardSigmoid", true], ["HardSigmoid", false], ["HardSwish", true], ["Softplus", true],
+        ["Softsign", true], ["Sigmoid", true], ["Shrink", true], ["Shrink", false], ["ThresholdedRelu", true], ["ThresholdedRelu", false],
+    ];
+
     [TestMethod]
-    [DataRow("Relu", true)]
-    [DataRow("LeakyRelu", true)]
-    [DataRow("LeakyRelu", false)]
-    [DataRow("Elu", true)]
-    [DataRow("Elu", false)]
-    [DataRow("Selu", true)]
-    [DataRow("Selu", false)]
-    [DataRow("Celu", true)]
-    [DataRow("Celu", false)]
-    [DataRow("HardSigmoid", true)]
-    [DataRow("HardSigmoid", false)]
-    [DataRow("HardSwish", true)]
-    [DataRow("Softplus", true)]
-    [DataRow("Softsign", true)]
-    [DataRow("Sigmoid", true)]
-    [DataRow("Shrink", true)]
-    [DataRow("Shrink", false)]
-    [DataRow("ThresholdedRelu", true)]
-    [DataRow("ThresholdedRelu", false)]
+    [DynamicData(nameof(Cases))]
     public void Activation_MatchesSpecFormula(string opType, bool defaults)
     {
         var f = Formula(opType, defaults);
@@ -149,25 +139,7 @@ public sealed class ActivationTests
     }
 
     [TestMethod]
-    [DataRow("Relu", true)]
-    [DataRow("LeakyRelu", true)]
-    [DataRow("LeakyRelu", false)]
-    [DataRow("Elu", true)]
-    [DataRow("Elu", false)]
-    [DataRow("Selu", true)]
-    [DataRow("Selu", false)]
-    [DataRow("Celu", true)]
-    [DataRow("Celu", false)]
-    [DataRow("HardSigmoid", true)]
-    [DataRow("HardSigmoid", false)]
-    [DataRow("HardSwish", true)]
-    [DataRow("Softplus", true)]
-    [DataRow("Softsign", true)]
-    [DataRow("Sigmoid", true)]
-    [DataRow("Shrink", true)]
-    [DataRow("Shrink", false)]
-    [DataRow("ThresholdedRelu", true)]
-    [DataRow("ThresholdedRelu", false)]
+    [DynamicData(nameof(Cases))]
     public void Activation_GradientMatchesFiniteDifferences(string opType, bool defaults)
     {
         foreach (int[] shape in new[] { new[] { 2, 3 }, [5, 17] })

@@ -164,6 +164,26 @@ public sealed class TrainerTests
     }
 
     [TestMethod]
+    public void ClippingByGlobalNorm_BoundsTheSgdStepToLrTimesTheNorm()
+    {
+        // SGD moves every parameter by −lr·g·s with s = maxNorm / ‖g‖ (torch.nn.utils.clip_grad_norm_), so the whole
+        // step has length lr·maxNorm whenever the gradient is longer than maxNorm.
+        const double lr = 0.1, maxNorm = 1e-3;
+        var model = Mlp();
+        var trainer = new Trainer(model, new TrainerOptions { ClipGradientNorm = maxNorm, Optimizer = new() { Kind = OptimizerKind.Sgd, LearningRate = lr } });
+        var (x, y) = Subset(32).GetBatch(Enumerable.Range(0, 32).ToArray());
+        trainer.TrainStep(x, y);
+        double sq = 0;
+        foreach (var p in trainer.TrainableParameters)
+        {
+            var before = model.Graph.Initializers[p].AsSpan<float>();
+            var after = trainer.Parameter(p).AsSpan<float>();
+            for (int i = 0; i < before.Length; i++) { double d = after[i] - (double)before[i]; sq += d * d; }
+        }
+        Assert.AreEqual(lr * maxNorm, Math.Sqrt(sq), lr * maxNorm * 1e-2);
+    }
+
+    [TestMethod]
     public void CosineSchedule_SpansTheWholeFit_AndLeavesTheOptionsAlone()
     {
         var options = new TrainerOptions { BatchSize = 64, Schedule = new LearningRateSchedule { Kind = ScheduleKind.Cosine }, Optimizer = new() { Kind = OptimizerKind.Sgd, LearningRate = 0.05 } };

@@ -54,13 +54,7 @@ internal static class EvaluateCommand
             var logits = plan.Run(new Dictionary<string, Backprop.Onnx.IR.OnnxTensor> { [input.Name] = x })[output.Name];
             if (logits.Rank != 2 || logits.Dims[0] != n)
                 throw new ArgumentException($"output '{output.Name}' has shape [{string.Join(',', logits.Dims)}]; a classifier returns logits [N, classes]");
-            int classes = logits.Dims[1];
-            for (int i = 0; i < n; i++)
-            {
-                int best = 0;
-                for (int j = 1; j < classes; j++) if (logits.GetDouble((long)i * classes + j) > logits.GetDouble((long)i * classes + best)) best = j;
-                if (best == (long)y.GetDouble(i)) correct++;
-            }
+            correct += Trainer.CountCorrect(logits, y);
         }
         return correct / (double)data.Count;
     }
