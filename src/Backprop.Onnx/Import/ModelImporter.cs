@@ -161,6 +161,12 @@ public static class ModelImporter
                 }
                 graph.Nodes.Add(node);
             }
+            foreach (var output in graph.Outputs)
+            {
+                // A subgraph may output a value of an enclosing graph (ONNX IR spec, "Names Within a Graph").
+                if (!scope.Contains(output.Name))
+                    throw Fail($"{where}: output '{output.Name}'", "graph output is not a graph input, initializer or output of any node");
+            }
             CheckAcyclic(g, producedBy, where);
             return graph;
         }

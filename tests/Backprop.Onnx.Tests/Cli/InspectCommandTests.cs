@@ -51,6 +51,27 @@ public sealed class InspectCommandTests
     }
 
     [TestMethod]
+    public void Json_WritesASymbolicDimensionByName_AndAnUnknownOneAsNull()
+    {
+        using var folder = new TempFolder();
+        var model = ModelProtos.Valid();
+        var dims = model.Graph.Input[0].Type.TensorType.Shape.Dim;
+        dims.Clear();
+        dims.Add(new Backprop.Onnx.Protobuf.TensorShapeProto.Types.Dimension { DimParam = "batch" });
+        dims.Add(new Backprop.Onnx.Protobuf.TensorShapeProto.Types.Dimension());
+        dims.Add(new Backprop.Onnx.Protobuf.TensorShapeProto.Types.Dimension { DimValue = 2 });
+        string path = folder.Write(model);
+        var (code, stdout, stderr) = RunCli("inspect", path, "--json");
+        Assert.AreEqual(0, code, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        var shape = doc.RootElement.GetProperty("inputs").EnumerateArray().Single().GetProperty("shape").EnumerateArray().ToArray();
+        Assert.HasCount(3, shape);
+        Assert.AreEqual("batch", shape[0].GetString());
+        Assert.AreEqual(JsonValueKind.Null, shape[1].ValueKind);
+        Assert.AreEqual(2, shape[2].GetInt64());
+    }
+
+    [TestMethod]
     public void Json_OfEveryBackendSuiteSample_Parses()
     {
         TestPaths.RequireOnnxTestData();

@@ -80,6 +80,14 @@ public sealed class ModelImporterBadInputTests
     }
 
     [TestMethod]
+    public void AGraphOutputThatNothingProduces()
+    {
+        var model = ModelProtos.Valid();
+        model.Graph.Output[0].Name = "nowhere";
+        LoadFails(model, "output 'nowhere'", "not a graph input, initializer or output of any node");
+    }
+
+    [TestMethod]
     public void DuplicateValueNames_TwoNodesProduceTheSameValue()
     {
         var model = ModelProtos.Valid();

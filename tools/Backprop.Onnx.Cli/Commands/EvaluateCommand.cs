@@ -36,26 +36,36 @@ internal static class EvaluateCommand
     }
 
     /// <summary>Accuracy with our executor in inference mode (no gradients needed).</summary>
-    private static double EngineAccuracy(Backprop.Onnx.IR.OnnxModel model, IDataSource data)
+    internal static double EngineAccuracy(Backprop.Onnx.IR.OnnxModel model, IDataSource data)
     {
         var input = model.Graph.RuntimeInputs.FirstOrDefault() ?? throw new ArgumentException("the model has no input");
         var output = model.Graph.Outputs.FirstOrDefault() ?? throw new ArgumentException("the model has no output");
         var plan = Runtime.ExecutionPlan.Compile(model);
         int batchSize = input.Shape is { Count: > 0 } s && s[0].Value is { } b ? checked((int)b) : 500;
-        if (data.Count % batchSize != 0 && batchSize != 500)
-            throw new ArgumentException($"input '{input.Name}' has a fixed batch of {batchSize}, which does not divide the {data.Count} test images");
         long correct = 0;
         var indices = new int[batchSize];
         for (int start = 0; start < data.Count; start += batchSize)
         {
+            // A fixed batch size that does not divide the data: the last batch is filled up with copies of its last
+            // image, and only its first n rows are counted.
             int n = Math.Min(batchSize, data.Count - start);
-            for (int i = 0; i < n; i++) indices[i] = start + i;
-            var (x, y) = data.GetBatch(indices.AsSpan(0, n));
+            for (int i = 0; i < batchSize; i++) indices[i] = start + Math.Min(i, n - 1);
+            int rows = input.Shape is { Count: > 0 } && input.Shape[0].Value is not null ? batchSize : n;
+            var (x, y) = data.GetBatch(indices.AsSpan(0, rows));
             var logits = plan.Run(new Dictionary<string, Backprop.Onnx.IR.OnnxTensor> { [input.Name] = x })[output.Name];
-            if (logits.Rank != 2 || logits.Dims[0] != n)
+            if (logits.Rank != 2 || logits.Dims[0] != rows)
                 throw new ArgumentException($"output '{output.Name}' has shape [{string.Join(',', logits.Dims)}]; a classifier returns logits [N, classes]");
-            correct += Trainer.CountCorrect(logits, y);
+            correct += Trainer.CountCorrect(FirstRows(logits, n), y);
         }
         return correct / (double)data.Count;
+    }
+
+    /// <summary>The first <paramref name="n"/> rows of a [rows, classes] tensor (the tensor itself when it has n rows).</summary>
+    internal static Backprop.Onnx.IR.OnnxTensor FirstRows(Backprop.Onnx.IR.OnnxTensor t, int n)
+    {
+        if (t.Dims[0] == n) return t;
+        var buffer = Array.CreateInstance(t.Buffer.GetType().GetElementType()!, n * t.Dims[1]);
+        Array.Copy(t.Buffer, buffer, buffer.Length);
+        return Backprop.Onnx.IR.OnnxTensor.FromBuffer(t.ElementType, buffer, n, t.Dims[1]);
     }
 }

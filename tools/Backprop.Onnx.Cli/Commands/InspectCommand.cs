@@ -31,7 +31,8 @@ internal static class InspectCommand
         {
             name = v.Name,
             dtype = DataTypes.OnnxName(v.ElementType),
-            shape = v.Shape?.Select(d => d.Value.HasValue ? (object)d.Value.Value : d.Param ?? "?").ToArray(),
+            // A dimension is its size, its symbolic name (dim_param), or null when the model says nothing about it.
+            shape = v.Shape?.Select(d => d.Value.HasValue ? (object?)d.Value.Value : d.Param).ToArray(),
         };
         if (asJson)
         {

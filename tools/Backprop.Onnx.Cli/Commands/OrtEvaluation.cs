@@ -21,16 +21,16 @@ internal static class OrtEvaluation
         if (session.InputMetadata[input].ElementDataType != TensorElementType.Float)
             throw new InvalidDataException($"{modelPath}: input '{input}' must be float images [N,1,28,28]");
         long fixedBatch = session.InputMetadata[input].Dimensions is { Length: > 0 } dims && dims[0] > 0 ? dims[0] : -1;
-        if (fixedBatch > 0 && data.Count % fixedBatch != 0)
-            throw new InvalidDataException($"{modelPath}: input '{input}' has a fixed batch of {fixedBatch}, which does not divide the {data.Count} test images; export the model with a dynamic batch dimension");
         if (fixedBatch > 0) batchSize = (int)fixedBatch;
         long correct = 0;
         var indices = new int[batchSize];
         for (int start = 0; start < data.Count; start += batchSize)
         {
+            // A fixed batch size that does not divide the data: the last batch is filled up with copies of its last
+            // image, and only its first n rows are counted.
             int n = Math.Min(batchSize, data.Count - start);
-            for (int i = 0; i < n; i++) indices[i] = start + i;
-            var (x, y) = data.GetBatch(indices.AsSpan(0, n));
+            for (int i = 0; i < batchSize; i++) indices[i] = start + Math.Min(i, n - 1);
+            var (x, y) = data.GetBatch(indices.AsSpan(0, fixedBatch > 0 ? batchSize : n));
             var tensor = new DenseTensor<float>(x.ToArray<float>(), x.Dims);
             using var results = session.Run([NamedOnnxValue.CreateFromTensor(input, tensor)], [output]);
             var logits = results.First().AsTensor<float>();
