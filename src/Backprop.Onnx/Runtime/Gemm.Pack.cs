@@ -52,23 +52,11 @@ internal static unsafe partial class Gemm
     /// Packs rows [pc, pc+kc) × columns [jc, jc+nc) of op(B) into NR-wide panels: panel j holds, for each q in [0, kc),
     /// the NR values of row q (columns past nc are zero), at bp[j·NR·kc + q·NR + c].
     /// </summary>
-    private static void PackB<T>(in Problem<T> p, T* bp, int pc, int kc, int jc, int nc, int nrStep, int threads)
+    private static void PackB<T>(in Problem<T> p, T* bp, int pc, int kc, int jc, int nc, int nrStep)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int panels = (nc + nrStep - 1) / nrStep;
-        if (threads > 1 && (long)panels * nrStep * kc >= 1 << 16)
-        {
-            var job = new PackBJob<T>(p, bp, pc, kc, jc, nc, nrStep);
-            ChunkRunner.For(panels, threads, job.Run);
-            return;
-        }
         for (int jp = 0; jp < panels; jp++) PackBPanel(p, bp, pc, kc, jc, nc, nrStep, jp);
-    }
-
-    private sealed class PackBJob<T>(Problem<T> p, T* bp, int pc, int kc, int jc, int nc, int nrStep)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        public void Run(int jp) => PackBPanel(p, bp, pc, kc, jc, nc, nrStep, jp);
     }
 
     private static void PackBPanel<T>(in Problem<T> p, T* bp, int pc, int kc, int jc, int nc, int nrStep, int jp)
