@@ -29,6 +29,13 @@ internal static unsafe partial class Gemm
                     for (; i < mrStep; i++) d[i] = T.Zero;
                 }
             }
+            else if (typeof(T) == typeof(float) && TransposeAccelerated)
+            {
+                // Row-major A: an mr × kc block read along its rows, transposed in registers.
+                TransposeBlock((float*)(p.A + (long)(ic + ir) * p.Lda + pc), p.Lda, (float*)dst, mrStep, mr, kc, float.CreateTruncating(alpha));
+                for (int q = 0; q < kc; q++)
+                    for (int i = mr; i < mrStep; i++) dst[q * mrStep + i] = T.Zero;
+            }
             else
             {
                 for (int i = 0; i < mrStep; i++)
@@ -72,6 +79,13 @@ internal static unsafe partial class Gemm
             const int qBlock = 16;
             long ldb = p.Ldb;
             T* src0 = p.B + (long)(jc + jr) * ldb + pc;
+            if (typeof(T) == typeof(float) && TransposeAccelerated)
+            {
+                TransposeBlock((float*)src0, ldb, (float*)dst, nrStep, nr, kc, 1f);
+                if (nr < nrStep)
+                    for (int q = 0; q < kc; q++) new Span<T>(dst + (long)q * nrStep + nr, nrStep - nr).Clear();
+                return;
+            }
             for (int q0 = 0; q0 < kc; q0 += qBlock)
             {
                 int qn = Math.Min(qBlock, kc - q0);
