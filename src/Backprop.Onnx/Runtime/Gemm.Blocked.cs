@@ -144,6 +144,12 @@ internal static unsafe partial class Gemm
                         ApplyTile(tile, bl.NR, c, p.Ldc, mr, nr, update, p.Beta);
                     }
                 }
+                else if (path == GemmPath.Vector512 && nr <= bl.NR / 2)
+                {
+                    // A narrow last column panel: only its left vector, stored to the tile and applied as before.
+                    Kernel512Narrow(kc, aPanel, bPanel, tile, bl.NR);
+                    ApplyTile(tile, bl.NR, c, p.Ldc, mr, nr, update, p.Beta);
+                }
                 else
                 {
                     MicroKernel(path, kc, aPanel, bPanel, tile, bl.NR, Update.Store, p.Beta);

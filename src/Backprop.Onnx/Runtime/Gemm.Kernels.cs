@@ -118,6 +118,40 @@ internal static unsafe partial class Gemm
         Put(c + 3 * (long)ldc, c30, c31, w, update, vb);
     }
 
+    /// <summary>
+    /// 12 × Vector512&lt;T&gt;.Count: the left half of the 12-row kernel on the same packed panels, for a last column panel
+    /// of at most one vector (n = 10 of a classifier, 784 = 24 · 32 + 16), half the multiply-adds of the full tile.
+    /// Every element is summed in the same order as by <see cref="Kernel512{T}"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel512Narrow<T>(int kc, T* a, T* b, T* c, int ldc) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int w = Vector512<T>.Count;
+        Vector512<T> c0 = Vector512<T>.Zero, c1 = Vector512<T>.Zero, c2 = Vector512<T>.Zero, c3 = Vector512<T>.Zero, c4 = Vector512<T>.Zero, c5 = Vector512<T>.Zero;
+        Vector512<T> c6 = Vector512<T>.Zero, c7 = Vector512<T>.Zero, c8 = Vector512<T>.Zero, c9 = Vector512<T>.Zero, c10 = Vector512<T>.Zero, c11 = Vector512<T>.Zero;
+        for (int q = 0; q < kc; q++)
+        {
+            var b0 = Vector512.Load(b);
+            c0 = Fma(Vector512.Create(a[0]), b0, c0);
+            c1 = Fma(Vector512.Create(a[1]), b0, c1);
+            c2 = Fma(Vector512.Create(a[2]), b0, c2);
+            c3 = Fma(Vector512.Create(a[3]), b0, c3);
+            c4 = Fma(Vector512.Create(a[4]), b0, c4);
+            c5 = Fma(Vector512.Create(a[5]), b0, c5);
+            c6 = Fma(Vector512.Create(a[6]), b0, c6);
+            c7 = Fma(Vector512.Create(a[7]), b0, c7);
+            c8 = Fma(Vector512.Create(a[8]), b0, c8);
+            c9 = Fma(Vector512.Create(a[9]), b0, c9);
+            c10 = Fma(Vector512.Create(a[10]), b0, c10);
+            c11 = Fma(Vector512.Create(a[11]), b0, c11);
+            a += 12;
+            b += 2 * w;
+        }
+        Vector512.Store(c0, c); Vector512.Store(c1, c + ldc); Vector512.Store(c2, c + 2 * ldc); Vector512.Store(c3, c + 3 * ldc);
+        Vector512.Store(c4, c + 4 * ldc); Vector512.Store(c5, c + 5 * ldc); Vector512.Store(c6, c + 6 * ldc); Vector512.Store(c7, c + 7 * ldc);
+        Vector512.Store(c8, c + 8 * ldc); Vector512.Store(c9, c + 9 * ldc); Vector512.Store(c10, c + 10 * ldc); Vector512.Store(c11, c + 11 * ldc);
+    }
+
     /// <summary>6 × (2 · Vector256&lt;T&gt;.Count) micro-kernel: 12 accumulators, two B loads and one A broadcast per row step.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel256<T>(int kc, T* a, T* b, T* c, int ldc, Update update, T beta) where T : unmanaged, IFloatingPointIeee754<T>

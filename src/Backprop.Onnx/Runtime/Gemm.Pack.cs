@@ -113,12 +113,16 @@ internal static unsafe partial class Gemm
         }
         else
         {
+            // A row copy per q, inlined (a Span.CopyTo call per 32-float row cost as much as the copy).
+            int w = Vector256.IsHardwareAccelerated ? Vector256<T>.Count : int.MaxValue;
             for (int q = 0; q < kc; q++)
             {
                 T* src = p.B + (long)(pc + q) * p.Ldb + jc + jr;
-                var d = new Span<T>(dst + q * nrStep, nrStep);
-                new ReadOnlySpan<T>(src, nr).CopyTo(d);
-                d[nr..].Clear();
+                T* d = dst + q * nrStep;
+                int j = 0;
+                for (; j + w <= nr; j += w) Vector256.Store(Vector256.Load(src + j), d + j);
+                for (; j < nr; j++) d[j] = src[j];
+                for (; j < nrStep; j++) d[j] = T.Zero;
             }
         }
     }

@@ -22,6 +22,8 @@ public sealed class GemmTests
     [DataRow(16, 64, 300)]   // 12 + 4 rows: the short 4-row kernel on full-width tiles, stored then added (k > KC)
     [DataRow(20, 32, 257)]   // 12 + 8 rows
     [DataRow(8, 96, 10)]     // only a short panel
+    [DataRow(128, 10, 256)]  // one narrow column panel (the left half of the 12-row kernel)
+    [DataRow(24, 48, 70)]    // a full and a narrow column panel
     public void MatchesNaiveLoop(int m, int n, int k)
     {
         foreach (var path in Paths)
@@ -46,6 +48,7 @@ public sealed class GemmTests
             Check<float>(33, 17, 100, false, true, alpha, beta, path, 2, 1e-5);
             Check<double>(33, 17, 100, true, false, alpha, beta, path, 1, 1e-12);
             Check<double>(5, 3, 4, false, false, alpha, beta, path, 1, 1e-12);
+            Check<float>(36, 10, 50, true, true, alpha, beta, path, 1, 1e-5);
         }
     }
 
