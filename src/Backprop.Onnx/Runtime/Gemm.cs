@@ -173,22 +173,34 @@ internal static unsafe partial class Gemm
         else Kernel512Rows8(kc, a, b, c, ldc, update, beta);
     }
 
-    /// <summary>Adds the valid mr×nr part of a computed tile into C.</summary>
+    /// <summary>
+    /// Adds the valid mr×nr part of a computed tile into C: 8-wide vector moves, then a scalar tail. beta·C + tile is a
+    /// multiply then an add in both, never fused, so the bits do not depend on the column.
+    /// </summary>
     private static void ApplyTile<T>(T* tile, int ldt, T* c, int ldc, int mr, int nr, Update update, T beta)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int w = Vector256.IsHardwareAccelerated ? Vector256<T>.Count : int.MaxValue;
+        var vb = Vector256.Create(beta);
         for (int i = 0; i < mr; i++)
         {
             T* src = tile + i * ldt;
             T* dst = c + (long)i * ldc;
-            for (int j = 0; j < nr; j++)
+            int j = 0;
+            switch (update)
             {
-                dst[j] = update switch
-                {
-                    Update.Store => src[j],
-                    Update.Add => dst[j] + src[j],
-                    _ => beta * dst[j] + src[j],
-                };
+                case Update.Store:
+                    for (; j + w <= nr; j += w) Vector256.Store(Vector256.Load(src + j), dst + j);
+                    for (; j < nr; j++) dst[j] = src[j];
+                    break;
+                case Update.Add:
+                    for (; j + w <= nr; j += w) Vector256.Store(Vector256.Load(dst + j) + Vector256.Load(src + j), dst + j);
+                    for (; j < nr; j++) dst[j] += src[j];
+                    break;
+                default:
+                    for (; j + w <= nr; j += w) Vector256.Store(vb * Vector256.Load(dst + j) + Vector256.Load(src + j), dst + j);
+                    for (; j < nr; j++) dst[j] = beta * dst[j] + src[j];
+                    break;
             }
         }
     }
