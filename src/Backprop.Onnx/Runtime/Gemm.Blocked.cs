@@ -90,19 +90,23 @@ internal static unsafe partial class Gemm
                 T* bp = Align(bRaw), ap = Align(aRaw);
                 T* tile = stackalloc T[bl.MR * bl.NR];
                 var first = FirstUpdate(p.Beta);
+                // One row panel: each B panel would be packed to be read once, so the kernel reads a plain B in place
+                // (full panels only; a ragged last panel is still packed, as the kernel reads NR columns).
+                bool directB = path == GemmPath.Vector512 && !p.TransB && r1 - r0 <= bl.MR;
                 for (int jc = c0; jc < c1; jc += bl.NC)
                 {
                     int nc = Math.Min(bl.NC, c1 - jc);
                     for (int pc = 0; pc < p.K; pc += kcStep)
                     {
                         int kc = Math.Min(kcStep, p.K - pc);
-                        PackB(p, bp, pc, kc, jc, nc, bl.NR);
+                        if (!directB) PackB(p, bp, pc, kc, jc, nc, bl.NR);
+                        else if (nc % bl.NR != 0) PackBPanel(p, bp, pc, kc, jc, nc, bl.NR, nc / bl.NR);
                         var update = pc == 0 ? first : Update.Add;
                         for (int ic = r0; ic < r1; ic += bl.MC)
                         {
                             int mc = Math.Min(bl.MC, r1 - ic);
                             PackA(p, ap, ic, mc, pc, kc, bl.MR);
-                            Macro(p, bl, path, ap, bp, ic, mc, jc, nc, kc, update, tile);
+                            Macro(p, bl, path, ap, bp, ic, mc, jc, nc, pc, kc, update, tile, directB);
                         }
                     }
                 }
@@ -116,13 +120,15 @@ internal static unsafe partial class Gemm
     }
 
     /// <summary>The macro-kernel: every MR × NR tile of the packed mc × kc block of A times the packed kc × nc block of B.</summary>
-    private static void Macro<T>(in Problem<T> p, Blocking bl, GemmPath path, T* ap, T* bp, int ic, int mc, int jc, int nc, int kc, Update update, T* tile)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    private static void Macro<T>(in Problem<T> p, Blocking bl, GemmPath path, T* ap, T* bp, int ic, int mc, int jc, int nc, int pc, int kc,
+        Update update, T* tile, bool directB) where T : unmanaged, IFloatingPointIeee754<T>
     {
         for (int jr = 0; jr < nc; jr += bl.NR)
         {
             int nr = Math.Min(bl.NR, nc - jr);
-            T* bPanel = bp + (long)jr * kc;
+            bool direct = directB && nr == bl.NR;
+            T* bPanel = direct ? p.B + (long)pc * p.Ldb + jc + jr : bp + (long)jr * kc;
+            long ldb = direct ? p.Ldb : bl.NR;
             for (int ir = 0; ir < mc; ir += bl.MR)
             {
                 int mr = Math.Min(bl.MR, mc - ir);
@@ -130,29 +136,29 @@ internal static unsafe partial class Gemm
                 T* c = p.C + (long)(ic + ir) * p.Ldc + jc + jr;
                 if (mr == bl.MR && nr == bl.NR)
                 {
-                    MicroKernel(path, kc, aPanel, bPanel, c, p.Ldc, update, p.Beta);
+                    MicroKernel(path, kc, aPanel, bPanel, ldb, c, p.Ldc, update, p.Beta);
                 }
                 else if (path == GemmPath.Vector512 && mr <= 8)
                 {
                     // A short last panel: compute only the rows it has (rounded up to 4 or 8). beta·C + tile
                     // goes through ApplyTile as before, so the bits do not depend on which kernel ran.
                     int rows = mr <= 4 ? 4 : 8;
-                    if (mr == rows && nr == bl.NR && update != Update.ScaleAdd) ShortKernel(rows, kc, aPanel, bPanel, c, p.Ldc, update, p.Beta);
+                    if (mr == rows && nr == bl.NR && update != Update.ScaleAdd) ShortKernel(rows, kc, aPanel, bPanel, ldb, c, p.Ldc, update, p.Beta);
                     else
                     {
-                        ShortKernel(rows, kc, aPanel, bPanel, tile, bl.NR, Update.Store, p.Beta);
+                        ShortKernel(rows, kc, aPanel, bPanel, ldb, tile, bl.NR, Update.Store, p.Beta);
                         ApplyTile(tile, bl.NR, c, p.Ldc, mr, nr, update, p.Beta);
                     }
                 }
                 else if (path == GemmPath.Vector512 && nr <= bl.NR / 2)
                 {
                     // A narrow last column panel: only its left vector, stored to the tile and applied as before.
-                    Kernel512Narrow(kc, aPanel, bPanel, tile, bl.NR);
+                    Kernel512Narrow(kc, aPanel, bPanel, ldb, tile, bl.NR);
                     ApplyTile(tile, bl.NR, c, p.Ldc, mr, nr, update, p.Beta);
                 }
                 else
                 {
-                    MicroKernel(path, kc, aPanel, bPanel, tile, bl.NR, Update.Store, p.Beta);
+                    MicroKernel(path, kc, aPanel, bPanel, ldb, tile, bl.NR, Update.Store, p.Beta);
                     ApplyTile(tile, bl.NR, c, p.Ldc, mr, nr, update, p.Beta);
                 }
             }

@@ -155,22 +155,23 @@ internal static unsafe partial class Gemm
         };
     }
 
-    private static void MicroKernel<T>(GemmPath path, int kc, T* a, T* b, T* c, int ldc, Update update, T beta)
+    /// <summary>One full MR × NR tile; <paramref name="ldb"/> is the B panel's row stride (NR except on the Vector512 path).</summary>
+    private static void MicroKernel<T>(GemmPath path, int kc, T* a, T* b, long ldb, T* c, int ldc, Update update, T beta)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         switch (path)
         {
-            case GemmPath.Vector512: Kernel512(kc, a, b, c, ldc, update, beta); break;
+            case GemmPath.Vector512: Kernel512(kc, a, b, ldb, c, ldc, update, beta); break;
             case GemmPath.Vector256: Kernel256(kc, a, b, c, ldc, update, beta); break;
             default: KernelScalar(kc, a, b, c, ldc, update, beta); break;
         }
     }
 
-    private static void ShortKernel<T>(int rows, int kc, T* a, T* b, T* c, int ldc, Update update, T beta)
+    private static void ShortKernel<T>(int rows, int kc, T* a, T* b, long ldb, T* c, int ldc, Update update, T beta)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (rows == 4) Kernel512Rows4(kc, a, b, c, ldc, update, beta);
-        else Kernel512Rows8(kc, a, b, c, ldc, update, beta);
+        if (rows == 4) Kernel512Rows4(kc, a, b, ldb, c, ldc, update, beta);
+        else Kernel512Rows8(kc, a, b, ldb, c, ldc, update, beta);
     }
 
     /// <summary>

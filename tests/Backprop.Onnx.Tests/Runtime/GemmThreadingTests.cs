@@ -16,6 +16,7 @@ public sealed class GemmThreadingTests
         [1030, 40, 120],   // few columns: rows split, a short last row panel
         [200, 300, 301],   // two balanced KC steps
         [131, 10, 3100],   // one column panel, long k
+        [10, 4010, 120],   // one row panel (B read in place), columns split, a ragged last panel
     ];
 
     [TestMethod]
