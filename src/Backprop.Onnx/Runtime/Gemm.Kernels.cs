@@ -6,7 +6,8 @@ namespace Backprop.Onnx.Runtime;
 
 /// <summary>
 /// The register-blocked micro-kernels: each computes one MR×NR tile of C from an MR-high panel of packed A and an
-/// NR-wide panel of packed B (kc steps of a rank-1 update held in registers), then writes the tile
+/// NR-wide panel of B (kc steps of a rank-1 update held in registers; the Vector512 kernels take the panel's row stride,
+/// NR when packed, the leading dimension when they read a plain B in place), then writes the tile
 /// to C as the <see cref="Update"/> says. (The 12-row and 6-row kernels are written out so the JIT keeps every
 /// accumulator in a register: 24 of the 32 zmm registers, 12 of the 16 ymm registers.)
 /// </summary>
@@ -14,7 +15,7 @@ internal static unsafe partial class Gemm
 {
     /// <summary>12 × (2 · Vector512&lt;T&gt;.Count) micro-kernel: 24 accumulators, two B loads and one A broadcast per row step.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel512<T>(int kc, T* a, T* b, T* c, int ldc, Update update, T beta) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void Kernel512<T>(int kc, T* a, T* b, long ldb, T* c, int ldc, Update update, T beta) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int w = Vector512<T>.Count;
         Vector512<T> c00 = Vector512<T>.Zero, c01 = Vector512<T>.Zero, c10 = Vector512<T>.Zero, c11 = Vector512<T>.Zero, c20 = Vector512<T>.Zero, c21 = Vector512<T>.Zero;
@@ -38,7 +39,7 @@ internal static unsafe partial class Gemm
             var a10 = Vector512.Create(a[10]); c100 = Fma(a10, b0, c100); c101 = Fma(a10, b1, c101);
             var a11 = Vector512.Create(a[11]); c110 = Fma(a11, b0, c110); c111 = Fma(a11, b1, c111);
             a += 12;
-            b += 2 * w;
+            b += ldb;
         }
         var vb = Vector512.Create(beta);
         Put(c + 0 * (long)ldc, c00, c01, w, update, vb);
@@ -61,7 +62,7 @@ internal static unsafe partial class Gemm
     /// panel, so the padding rows are not computed. Every element is summed in the same order as by the 12-row kernel.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel512Rows8<T>(int kc, T* a, T* b, T* c, int ldc, Update update, T beta) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void Kernel512Rows8<T>(int kc, T* a, T* b, long ldb, T* c, int ldc, Update update, T beta) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int w = Vector512<T>.Count;
         Vector512<T> c00 = Vector512<T>.Zero, c01 = Vector512<T>.Zero, c10 = Vector512<T>.Zero, c11 = Vector512<T>.Zero, c20 = Vector512<T>.Zero, c21 = Vector512<T>.Zero;
@@ -80,7 +81,7 @@ internal static unsafe partial class Gemm
             var a6 = Vector512.Create(a[6]); c60 = Fma(a6, b0, c60); c61 = Fma(a6, b1, c61);
             var a7 = Vector512.Create(a[7]); c70 = Fma(a7, b0, c70); c71 = Fma(a7, b1, c71);
             a += 12;
-            b += 2 * w;
+            b += ldb;
         }
         var vb = Vector512.Create(beta);
         Put(c + 0 * (long)ldc, c00, c01, w, update, vb);
@@ -95,7 +96,7 @@ internal static unsafe partial class Gemm
 
     /// <summary>4 × (2 · Vector512&lt;T&gt;.Count) rows of the 12-row packed A panel (see <see cref="Kernel512Rows8{T}"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel512Rows4<T>(int kc, T* a, T* b, T* c, int ldc, Update update, T beta) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void Kernel512Rows4<T>(int kc, T* a, T* b, long ldb, T* c, int ldc, Update update, T beta) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int w = Vector512<T>.Count;
         Vector512<T> c00 = Vector512<T>.Zero, c01 = Vector512<T>.Zero, c10 = Vector512<T>.Zero, c11 = Vector512<T>.Zero;
@@ -109,13 +110,47 @@ internal static unsafe partial class Gemm
             var a2 = Vector512.Create(a[2]); c20 = Fma(a2, b0, c20); c21 = Fma(a2, b1, c21);
             var a3 = Vector512.Create(a[3]); c30 = Fma(a3, b0, c30); c31 = Fma(a3, b1, c31);
             a += 12;
-            b += 2 * w;
+            b += ldb;
         }
         var vb = Vector512.Create(beta);
         Put(c + 0 * (long)ldc, c00, c01, w, update, vb);
         Put(c + 1 * (long)ldc, c10, c11, w, update, vb);
         Put(c + 2 * (long)ldc, c20, c21, w, update, vb);
         Put(c + 3 * (long)ldc, c30, c31, w, update, vb);
+    }
+
+    /// <summary>
+    /// 12 × Vector512&lt;T&gt;.Count: the left half of the 12-row kernel on the same packed panels, for a last column panel
+    /// of at most one vector (n = 10 of a classifier, 784 = 24 · 32 + 16), half the multiply-adds of the full tile.
+    /// Every element is summed in the same order as by <see cref="Kernel512{T}"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel512Narrow<T>(int kc, T* a, T* b, long ldb, T* c, int ldc) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int w = Vector512<T>.Count;
+        Vector512<T> c0 = Vector512<T>.Zero, c1 = Vector512<T>.Zero, c2 = Vector512<T>.Zero, c3 = Vector512<T>.Zero, c4 = Vector512<T>.Zero, c5 = Vector512<T>.Zero;
+        Vector512<T> c6 = Vector512<T>.Zero, c7 = Vector512<T>.Zero, c8 = Vector512<T>.Zero, c9 = Vector512<T>.Zero, c10 = Vector512<T>.Zero, c11 = Vector512<T>.Zero;
+        for (int q = 0; q < kc; q++)
+        {
+            var b0 = Vector512.Load(b);
+            c0 = Fma(Vector512.Create(a[0]), b0, c0);
+            c1 = Fma(Vector512.Create(a[1]), b0, c1);
+            c2 = Fma(Vector512.Create(a[2]), b0, c2);
+            c3 = Fma(Vector512.Create(a[3]), b0, c3);
+            c4 = Fma(Vector512.Create(a[4]), b0, c4);
+            c5 = Fma(Vector512.Create(a[5]), b0, c5);
+            c6 = Fma(Vector512.Create(a[6]), b0, c6);
+            c7 = Fma(Vector512.Create(a[7]), b0, c7);
+            c8 = Fma(Vector512.Create(a[8]), b0, c8);
+            c9 = Fma(Vector512.Create(a[9]), b0, c9);
+            c10 = Fma(Vector512.Create(a[10]), b0, c10);
+            c11 = Fma(Vector512.Create(a[11]), b0, c11);
+            a += 12;
+            b += ldb;
+        }
+        Vector512.Store(c0, c); Vector512.Store(c1, c + ldc); Vector512.Store(c2, c + 2 * ldc); Vector512.Store(c3, c + 3 * ldc);
+        Vector512.Store(c4, c + 4 * ldc); Vector512.Store(c5, c + 5 * ldc); Vector512.Store(c6, c + 6 * ldc); Vector512.Store(c7, c + 7 * ldc);
+        Vector512.Store(c8, c + 8 * ldc); Vector512.Store(c9, c + 9 * ldc); Vector512.Store(c10, c + 10 * ldc); Vector512.Store(c11, c + 11 * ldc);
     }
 
     /// <summary>6 × (2 · Vector256&lt;T&gt;.Count) micro-kernel: 12 accumulators, two B loads and one A broadcast per row step.</summary>

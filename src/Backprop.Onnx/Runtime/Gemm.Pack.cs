@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.Intrinsics;
 
 namespace Backprop.Onnx.Runtime;
 
@@ -19,15 +20,30 @@ internal static unsafe partial class Gemm
             T* dst = ap + (long)ir * kc;
             if (p.TransA)
             {
-                // op(A)[row, col] = A[col, row]: each column's MR values are contiguous in A.
+                // op(A)[row, col] = A[col, row]: each column's MR values are contiguous in A (a scaled copy, 8 + 4
+                // floats at a time for MR = 12).
+                var va256 = Vector256.Create(alpha);
+                var va128 = Vector128.Create(alpha);
                 for (int q = 0; q < kc; q++)
                 {
                     T* src = p.A + (long)(pc + q) * p.Lda + ic + ir;
                     T* d = dst + q * mrStep;
                     int i = 0;
+                    if (Vector256.IsHardwareAccelerated)
+                    {
+                        for (; i + Vector256<T>.Count <= mr; i += Vector256<T>.Count) Vector256.Store(va256 * Vector256.Load(src + i), d + i);
+                        for (; i + Vector128<T>.Count <= mr; i += Vector128<T>.Count) Vector128.Store(va128 * Vector128.Load(src + i), d + i);
+                    }
                     for (; i < mr; i++) d[i] = alpha * src[i];
                     for (; i < mrStep; i++) d[i] = T.Zero;
                 }
+            }
+            else if (typeof(T) == typeof(float) && TransposeAccelerated)
+            {
+                // Row-major A: an mr × kc block read along its rows, transposed in registers.
+                TransposeBlock((float*)(p.A + (long)(ic + ir) * p.Lda + pc), p.Lda, (float*)dst, mrStep, mr, kc, float.CreateTruncating(alpha));
+                for (int q = 0; q < kc; q++)
+                    for (int i = mr; i < mrStep; i++) dst[q * mrStep + i] = T.Zero;
             }
             else
             {
@@ -52,23 +68,11 @@ internal static unsafe partial class Gemm
     /// Packs rows [pc, pc+kc) × columns [jc, jc+nc) of op(B) into NR-wide panels: panel j holds, for each q in [0, kc),
     /// the NR values of row q (columns past nc are zero), at bp[j·NR·kc + q·NR + c].
     /// </summary>
-    private static void PackB<T>(in Problem<T> p, T* bp, int pc, int kc, int jc, int nc, int nrStep, int threads)
+    private static void PackB<T>(in Problem<T> p, T* bp, int pc, int kc, int jc, int nc, int nrStep)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int panels = (nc + nrStep - 1) / nrStep;
-        if (threads > 1 && (long)panels * nrStep * kc >= 1 << 16)
-        {
-            var job = new PackBJob<T>(p, bp, pc, kc, jc, nc, nrStep);
-            ChunkRunner.For(panels, threads, job.Run);
-            return;
-        }
         for (int jp = 0; jp < panels; jp++) PackBPanel(p, bp, pc, kc, jc, nc, nrStep, jp);
-    }
-
-    private sealed class PackBJob<T>(Problem<T> p, T* bp, int pc, int kc, int jc, int nc, int nrStep)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        public void Run(int jp) => PackBPanel(p, bp, pc, kc, jc, nc, nrStep, jp);
     }
 
     private static void PackBPanel<T>(in Problem<T> p, T* bp, int pc, int kc, int jc, int nc, int nrStep, int jp)
@@ -84,6 +88,13 @@ internal static unsafe partial class Gemm
             const int qBlock = 16;
             long ldb = p.Ldb;
             T* src0 = p.B + (long)(jc + jr) * ldb + pc;
+            if (typeof(T) == typeof(float) && TransposeAccelerated)
+            {
+                TransposeBlock((float*)src0, ldb, (float*)dst, nrStep, nr, kc, 1f);
+                if (nr < nrStep)
+                    for (int q = 0; q < kc; q++) new Span<T>(dst + (long)q * nrStep + nr, nrStep - nr).Clear();
+                return;
+            }
             for (int q0 = 0; q0 < kc; q0 += qBlock)
             {
                 int qn = Math.Min(qBlock, kc - q0);
@@ -102,12 +113,16 @@ internal static unsafe partial class Gemm
         }
         else
         {
+            // A row copy per q, inlined (a Span.CopyTo call per 32-float row cost as much as the copy).
+            int w = Vector256.IsHardwareAccelerated ? Vector256<T>.Count : int.MaxValue;
             for (int q = 0; q < kc; q++)
             {
                 T* src = p.B + (long)(pc + q) * p.Ldb + jc + jr;
-                var d = new Span<T>(dst + q * nrStep, nrStep);
-                new ReadOnlySpan<T>(src, nr).CopyTo(d);
-                d[nr..].Clear();
+                T* d = dst + q * nrStep;
+                int j = 0;
+                for (; j + w <= nr; j += w) Vector256.Store(Vector256.Load(src + j), d + j);
+                for (; j < nr; j++) d[j] = src[j];
+                for (; j < nrStep; j++) d[j] = T.Zero;
             }
         }
     }

@@ -24,9 +24,9 @@ internal enum GemmPath
 /// <remarks>
 /// Loops, outermost first: NC columns of C (jc), KC of the shared dimension (pc; the KC×NC block of op(B) is packed
 /// into NR-wide panels), MC rows (ic; the MC×KC block of op(A), scaled by alpha, is packed into MR-high panels), then
-/// NR-wide (jr) and MR-high (ir) tiles computed by a register-blocked micro-kernel. Threads split the (ic, jr) tiles of
-/// each KC step; every element of C is computed by one thread with a fixed summation order, so the result does not
-/// depend on the thread count. beta = 0 overwrites C without reading it (BLAS semantics: NaNs in C do not propagate).
+/// NR-wide (jr) and MR-high (ir) tiles computed by a register-blocked micro-kernel. Threads split C into regions, each
+/// running the whole loop nest (Gemm.Blocked.cs); every element of C is computed by one thread with a fixed summation
+/// order, so the result does not depend on the thread count. beta = 0 overwrites C without reading it (BLAS semantics: NaNs in C do not propagate).
 /// </remarks>
 internal static unsafe partial class Gemm
 {
@@ -155,148 +155,53 @@ internal static unsafe partial class Gemm
         };
     }
 
-    private static void Blocked<T>(in Problem<T> p, GemmPath path, int threads) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        var bl = BlockingFor<T>(path);
-        int kcMax = Math.Min(bl.KC, p.K), ncMax = Math.Min(bl.NC, RoundUp(p.N, bl.NR));
-        int align = 64 / sizeof(T);
-        T[] bArray = ArrayPool<T>.Shared.Rent(RoundUp(ncMax, bl.NR) * kcMax + align);
-        try
-        {
-            fixed (T* bRaw = bArray)
-            {
-                T* bp = Align(bRaw);
-                var first = FirstUpdate(p.Beta);
-                for (int jc = 0; jc < p.N; jc += bl.NC)
-                {
-                    int nc = Math.Min(bl.NC, p.N - jc);
-                    int nPanels = (nc + bl.NR - 1) / bl.NR;
-                    for (int pc = 0; pc < p.K; pc += bl.KC)
-                    {
-                        int kc = Math.Min(bl.KC, p.K - pc);
-                        PackB(p, bp, pc, kc, jc, nc, bl.NR, threads);
-                        var update = pc == 0 ? first : Update.Add;
-                        int mBlocks = (p.M + bl.MC - 1) / bl.MC;
-                        int nChunks = threads > 1 && mBlocks < threads ? Math.Min(nPanels, (threads + mBlocks - 1) / mBlocks) : 1;
-                        int tasks = mBlocks * nChunks;
-                        var job = new BlockJob<T>(p, bl, path, bp, jc, nc, nPanels, pc, kc, update, nChunks);
-                        if (threads == 1 || tasks == 1)
-                        {
-                            for (int t = 0; t < tasks; t++) job.Run(t);
-                        }
-                        else
-                        {
-                            ChunkRunner.For(tasks, threads, job.Run);
-                        }
-                    }
-                }
-            }
-        }
-        finally
-        {
-            ArrayPool<T>.Shared.Return(bArray);
-        }
-    }
-
-    private static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
-
-    private static T* Align<T>(T* p) where T : unmanaged => (T*)(((nint)p + 63) & ~(nint)63);
-
-    /// <summary>One KC step's tiles: task t covers MC-block t / nChunks and a contiguous range of the NR panels.</summary>
-    private sealed class BlockJob<T>(Problem<T> p, Blocking bl, GemmPath path, T* bp, int jc, int nc, int nPanels, int pc, int kc, Update update, int nChunks)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        public void Run(int task)
-        {
-            int ib = task / nChunks, chunk = task % nChunks;
-            int ic = ib * bl.MC, mc = Math.Min(bl.MC, p.M - ic);
-            int perChunk = (nPanels + nChunks - 1) / nChunks;
-            int panel0 = chunk * perChunk, panel1 = Math.Min(nPanels, panel0 + perChunk);
-            if (panel0 >= panel1) return;
-            int align = 64 / sizeof(T);
-            T[] aArray = ArrayPool<T>.Shared.Rent(RoundUp(mc, bl.MR) * kc + align);
-            try
-            {
-                fixed (T* aRaw = aArray)
-                {
-                    T* ap = Align(aRaw);
-                    PackA(p, ap, ic, mc, pc, kc, bl.MR);
-                    T* tile = stackalloc T[bl.MR * bl.NR];
-                    for (int jp = panel0; jp < panel1; jp++)
-                    {
-                        int jr = jp * bl.NR, nr = Math.Min(bl.NR, nc - jr);
-                        T* bPanel = bp + (long)jp * bl.NR * kc;
-                        for (int ir = 0; ir < mc; ir += bl.MR)
-                        {
-                            int mr = Math.Min(bl.MR, mc - ir);
-                            T* aPanel = ap + (long)ir * kc;
-                            T* c = p.C + (long)(ic + ir) * p.Ldc + jc + jr;
-                            if (mr == bl.MR && nr == bl.NR)
-                            {
-                                MicroKernel(path, kc, aPanel, bPanel, c, p.Ldc, update, p.Beta);
-                            }
-                            else if (path == GemmPath.Vector512 && mr <= 8)
-                            {
-                                // A short last panel: compute only the rows it has (rounded up to 4 or 8). beta·C + tile
-                                // goes through ApplyTile as before, so the bits do not depend on which kernel ran.
-                                int rows = mr <= 4 ? 4 : 8;
-                                if (mr == rows && nr == bl.NR && update != Update.ScaleAdd) ShortKernel(rows, kc, aPanel, bPanel, c, p.Ldc, update, p.Beta);
-                                else
-                                {
-                                    ShortKernel(rows, kc, aPanel, bPanel, tile, bl.NR, Update.Store, p.Beta);
-                                    ApplyTile(tile, bl.NR, c, p.Ldc, mr, nr, update, p.Beta);
-                                }
-                            }
-                            else
-                            {
-                                MicroKernel(path, kc, aPanel, bPanel, tile, bl.NR, Update.Store, p.Beta);
-                                ApplyTile(tile, bl.NR, c, p.Ldc, mr, nr, update, p.Beta);
-                            }
-                        }
-                    }
-                }
-            }
-            finally
-            {
-                ArrayPool<T>.Shared.Return(aArray);
-            }
-        }
-    }
-
-    private static void MicroKernel<T>(GemmPath path, int kc, T* a, T* b, T* c, int ldc, Update update, T beta)
+    /// <summary>One full MR × NR tile; <paramref name="ldb"/> is the B panel's row stride (NR except on the Vector512 path).</summary>
+    private static void MicroKernel<T>(GemmPath path, int kc, T* a, T* b, long ldb, T* c, int ldc, Update update, T beta)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         switch (path)
         {
-            case GemmPath.Vector512: Kernel512(kc, a, b, c, ldc, update, beta); break;
+            case GemmPath.Vector512: Kernel512(kc, a, b, ldb, c, ldc, update, beta); break;
             case GemmPath.Vector256: Kernel256(kc, a, b, c, ldc, update, beta); break;
             default: KernelScalar(kc, a, b, c, ldc, update, beta); break;
         }
     }
 
-    private static void ShortKernel<T>(int rows, int kc, T* a, T* b, T* c, int ldc, Update update, T beta)
+    private static void ShortKernel<T>(int rows, int kc, T* a, T* b, long ldb, T* c, int ldc, Update update, T beta)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (rows == 4) Kernel512Rows4(kc, a, b, c, ldc, update, beta);
-        else Kernel512Rows8(kc, a, b, c, ldc, update, beta);
+        if (rows == 4) Kernel512Rows4(kc, a, b, ldb, c, ldc, update, beta);
+        else Kernel512Rows8(kc, a, b, ldb, c, ldc, update, beta);
     }
 
-    /// <summary>Adds the valid mr×nr part of a computed tile into C.</summary>
+    /// <summary>
+    /// Adds the valid mr×nr part of a computed tile into C: 8-wide vector moves, then a scalar tail. beta·C + tile is a
+    /// multiply then an add in both, never fused, so the bits do not depend on the column.
+    /// </summary>
     private static void ApplyTile<T>(T* tile, int ldt, T* c, int ldc, int mr, int nr, Update update, T beta)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int w = Vector256.IsHardwareAccelerated ? Vector256<T>.Count : int.MaxValue;
+        var vb = Vector256.Create(beta);
         for (int i = 0; i < mr; i++)
         {
             T* src = tile + i * ldt;
             T* dst = c + (long)i * ldc;
-            for (int j = 0; j < nr; j++)
+            int j = 0;
+            switch (update)
             {
-                dst[j] = update switch
-                {
-                    Update.Store => src[j],
-                    Update.Add => dst[j] + src[j],
-                    _ => beta * dst[j] + src[j],
-                };
+                case Update.Store:
+                    for (; j + w <= nr; j += w) Vector256.Store(Vector256.Load(src + j), dst + j);
+                    for (; j < nr; j++) dst[j] = src[j];
+                    break;
+                case Update.Add:
+                    for (; j + w <= nr; j += w) Vector256.Store(Vector256.Load(dst + j) + Vector256.Load(src + j), dst + j);
+                    for (; j < nr; j++) dst[j] += src[j];
+                    break;
+                default:
+                    for (; j + w <= nr; j += w) Vector256.Store(vb * Vector256.Load(dst + j) + Vector256.Load(src + j), dst + j);
+                    for (; j < nr; j++) dst[j] = beta * dst[j] + src[j];
+                    break;
             }
         }
     }

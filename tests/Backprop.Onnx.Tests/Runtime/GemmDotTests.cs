@@ -41,6 +41,28 @@ public sealed class GemmDotTests
     }
 
     [TestMethod]
+    [DataRow(6, 25, 779)]
+    [DataRow(7, 10, 64)]
+    [DataRow(3, 5, 9)]
+    public void EveryTileSumsLikeOneDotProduct(int m, int n, int k)
+    {
+        // The 4×4 tiles, the 1×4 edge tiles (both ways round) and the corner must give each element the bits of a
+        // lone 1×1 call: a vector-lane sum over q in the same order, then the tail.
+        var random = new Random(m * 100 + n);
+        var a = Enumerable.Range(0, m * k).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+        var b = Enumerable.Range(0, n * k).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+        var c = new float[m * n];
+        Gemm.MultiplyAddTransposed<float>(m, n, k, a, k, b, k, c, n);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                var one = new float[1];
+                Gemm.MultiplyAddTransposed<float>(1, 1, k, a.AsSpan(i * k, k), k, b.AsSpan(j * k, k), k, one, 1);
+                Assert.AreEqual(BitConverter.SingleToInt32Bits(one[0]), BitConverter.SingleToInt32Bits(c[i * n + j]), $"m={m} n={n} k={k}: C[{i},{j}]");
+            }
+    }
+
+    [TestMethod]
     public void SameOperandsGiveTheSameBits()
     {
         var random = new Random(5);

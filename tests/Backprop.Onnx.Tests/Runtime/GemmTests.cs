@@ -22,6 +22,9 @@ public sealed class GemmTests
     [DataRow(16, 64, 300)]   // 12 + 4 rows: the short 4-row kernel on full-width tiles, stored then added (k > KC)
     [DataRow(20, 32, 257)]   // 12 + 8 rows
     [DataRow(8, 96, 10)]     // only a short panel
+    [DataRow(128, 10, 256)]  // one narrow column panel (the left half of the 12-row kernel)
+    [DataRow(24, 48, 70)]    // a full and a narrow column panel
+    [DataRow(6, 100, 300)]   // one row panel: B read in place over two KC steps, a ragged last panel packed
     public void MatchesNaiveLoop(int m, int n, int k)
     {
         foreach (var path in Paths)
@@ -46,6 +49,7 @@ public sealed class GemmTests
             Check<float>(33, 17, 100, false, true, alpha, beta, path, 2, 1e-5);
             Check<double>(33, 17, 100, true, false, alpha, beta, path, 1, 1e-12);
             Check<double>(5, 3, 4, false, false, alpha, beta, path, 1, 1e-12);
+            Check<float>(36, 10, 50, true, true, alpha, beta, path, 1, 1e-5);
         }
     }
 
@@ -96,6 +100,32 @@ public sealed class GemmTests
             var actual = (double[])c.Clone();
             Gemm.Multiply(false, false, 9, 13, 11, 1.0, a, 20, b, 16, 0.5, actual, 30, 1, path);
             for (int i = 0; i < actual.Length; i++) Assert.AreEqual(expected[i], actual[i], 1e-12, $"path {path}, element {i}");
+        }
+    }
+
+    [TestMethod]
+    public void OneRowPanelReadsBInPlaceWithLeadingDimensions()
+    {
+        // m ≤ 12 with B not transposed: the kernel reads B in place at stride ldb (and packs only the ragged last panel).
+        const int m = 10, n = 70, k = 300, lda = 310, ldb = 75, ldc = 80;
+        var rnd = new Random(11);
+        var a = Rand(rnd, m * lda); var b = Rand(rnd, k * ldb); var c = Rand(rnd, m * ldc);
+        var expected = (double[])c.Clone();
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double s = 0;
+                for (int q = 0; q < k; q++) s += a[i * lda + q] * b[q * ldb + j];
+                expected[i * ldc + j] = 2 * s - 0.5 * c[i * ldc + j];
+            }
+        foreach (var path in Paths)
+        {
+            var actual = (double[])c.Clone();
+            Gemm.Multiply(false, false, m, n, k, 2.0, a, lda, b, ldb, -0.5, actual, ldc, 1, path);
+            for (int i = 0; i < actual.Length; i++) Assert.AreEqual(expected[i], actual[i], 1e-11, $"path {path}, element {i}");
+            var single = c.Select(v => (float)v).ToArray();
+            Gemm.Multiply(false, false, m, n, k, 2f, a.Select(v => (float)v).ToArray(), lda, b.Select(v => (float)v).ToArray(), ldb, -0.5f, single, ldc, 1, path);
+            for (int i = 0; i < single.Length; i++) Assert.AreEqual(expected[i], single[i], 1e-3, $"float path {path}, element {i}");
         }
     }
 
