@@ -99,12 +99,19 @@ internal static partial class ConvOps
     /// <summary>
     /// Per image n and group g: Y[n, g] (M/G × L) = W[g] (M/G × C/G·K) · im2col(X[n, g]) (C/G·K × L), L output positions,
     /// K kernel positions; a 1×1 kernel with stride 1 and no padding multiplies X directly. Images (and groups) run in
-    /// parallel when there are enough of them, else the GEMM itself uses the threads.
+    /// parallel when there are enough of them, else the GEMM itself uses the threads. Small 2-D stride-1 convolutions
+    /// run as direct convolutions instead (<see cref="ConvForwardDirect{T}"/>) unless <paramref name="allowDirect"/> is
+    /// false (tests compare the two).
     /// </summary>
-    internal static void ConvForward<T>(T[] x, T[] w, T[]? bias, T[] y, ConvShape s, int threads) where T : unmanaged, IFloatingPointIeee754<T>
+    internal static void ConvForward<T>(T[] x, T[] w, T[]? bias, T[] y, ConvShape s, int threads, bool allowDirect = true) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int cg = s.C / s.Group, mg = s.M / s.Group, inSize = s.InputSize, outSize = s.OutputSize, kSize = s.KernelSize;
         int rows = cg * kSize;
+        if (allowDirect && UseDirect(s))
+        {
+            ConvForwardDirect(x, w, bias, y, s, threads);
+            return;
+        }
         if (UseBatched(s, rows))
         {
             ConvForwardBatched(x, w, bias, y, s, threads);
