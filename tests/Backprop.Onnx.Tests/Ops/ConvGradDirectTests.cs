@@ -21,6 +21,9 @@ public sealed class ConvGradDirectTests
         [2, 4, 6, 2, 8, 9, 3, 3, 1, 1, 1, 1, 1, 2],       // groups and dilation 2
         [1, 2, 3, 1, 5, 5, 1, 1, 1, 0, 0, 0, 0, 1],       // one image, 1×1
         [3, 32, 32, 1, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1],     // many channels, tiny plane
+        [2, 3, 5, 1, 9, 10, 3, 3, 1, 0, 2, 4, 1, 1],      // bottom pad beyond the kernel: dY rows that read only padding
+        [2, 3, 5, 1, 10, 12, 3, 3, 1, 2, 1, 1, 2, 2],     // dilation 2, ungrouped (direct dX)
+        [2, 2, 3, 1, 6, 9, 2, 4, 1, 1, 3, 0, 2, 1],       // even kernel, left pad = kernel extent − 1
         [3, 4, 8, 1, 9, 9, 3, 3, 2, 1, 1, 1, 1, 1],       // stride 2 (general path)
     ];
 
@@ -46,12 +49,16 @@ public sealed class ConvGradDirectTests
             AssertClose(rb, db, $"dB threads {threads} seed {seed}");
 
             var old = new float[w.Length];
-            ConvOps.ConvBackward(dy, x, w, null, old, null, s, threads, direct: false);
+            var oldX = new float[x.Length];
+            ConvOps.ConvBackward(dy, x, w, oldX, old, null, s, threads, direct: false);
             AssertClose(old.Select(v => (double)v).ToArray(), dw, $"dW vs the general path, threads {threads} seed {seed}");
+            AssertClose(oldX.Select(v => (double)v).ToArray(), dx, $"dX vs the general path, threads {threads} seed {seed}");
 
             var again = new float[w.Length];
-            ConvOps.ConvBackward(dy, x, w, null, again, null, s, threads);
-            CollectionAssert.AreEqual(dw, again, $"same inputs and thread count, same bits (seed {seed})");
+            var againX = new float[x.Length];
+            ConvOps.ConvBackward(dy, x, w, againX, again, null, s, threads);
+            CollectionAssert.AreEqual(dw, again, $"dW: same inputs and thread count, same bits (seed {seed})");
+            CollectionAssert.AreEqual(dx, againX, $"dX: same inputs and thread count, same bits (seed {seed})");
         }
     }
 
