@@ -86,8 +86,8 @@ internal static partial class ConvOps
 
     /// <summary>
     /// Conv's input, weight and bias gradients (each only when its buffer is given). Unless <paramref name="direct"/> is
-    /// false (tests compare both), stride-1 2-D input gradients take <see cref="ConvInputGradDirect{T}"/> and float32
-    /// weight gradients of a finite X take <see cref="WeightGradDirect"/> where they apply.
+    /// false (tests compare both), float32 stride-1 2-D input gradients take <see cref="InputGradDirect"/> and weight
+    /// gradients of a finite X <see cref="WeightGradDirect"/> where they apply.
     /// </summary>
     internal static void ConvBackward<T>(T[] dy, T[] x, T[] w, T[]? dx, T[]? dw, T[]? db, ConvShape s, int threads, bool direct = true) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -95,7 +95,8 @@ internal static partial class ConvOps
         int rows = s.C / s.Group * Product(s.Kernel);
         if (rows == 0 || outSize == 0 || mg == 0) { if (db is not null) BiasGrad(dy, db, s); return; }
 
-        if (dx is not null && direct && UseDirectInputGrad(s)) ConvInputGradDirect(dy, w, dx, s, threads);
+        if (dx is not null && direct && typeof(T) == typeof(float) && UseDirectInputGrad(s))
+            InputGradDirect((float[])(object)dy, (float[])(object)w, (float[])(object)dx, s, threads);
         else if (dx is not null && UseBatchedInputGrad(s, rows)) ConvInputGradBatched(dy, w, dx, s, threads);
         else if (dx is not null) InputGradGeneral(dy, w, dx, s, threads);
 

@@ -64,6 +64,27 @@ public sealed class ConvGradDirectTests
 
     [TestMethod]
     [DynamicData(nameof(Cases))]
+    public void DirectInputGradientMatchesScalarLoop(int n, int c, int m, int group, int h, int wd, int kh, int kw, int stride, int pt, int pl, int pb, int pr, int dil)
+    {
+        // Called directly: the dispatcher takes it only where it pays, the kernel must be right wherever it applies.
+        var s = Shape(n, c, m, group, h, wd, kh, kw, stride, pt, pl, pb, pr, dil);
+        if (!ConvOps.CanUseDirectInputGrad(s)) return;
+        int seed = n * 1000 + c * 100 + m * 10 + kh + 3;
+        var random = new Random(seed);
+        var x = Values(random, n * c * h * wd);
+        var w = Values(random, m * (c / group) * kh * kw);
+        var dy = Values(random, n * m * s.Output[0] * s.Output[1]);
+        var (rx, _, _) = Reference(s, dy.Select(v => (double)v).ToArray(), x.Select(v => (double)v).ToArray(), w.Select(v => (double)v).ToArray());
+        for (int threads = 1; threads <= 3; threads++)
+        {
+            var dx = Enumerable.Repeat(float.NaN, x.Length).ToArray();
+            ConvOps.InputGradDirect(dy, w, dx, s, threads);
+            AssertClose(rx, dx, $"dX threads {threads} seed {seed}");
+        }
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(Cases))]
     public void Float64GradientsMatchScalarLoop(int n, int c, int m, int group, int h, int wd, int kh, int kw, int stride, int pt, int pl, int pb, int pr, int dil)
     {
         var s = Shape(n, c, m, group, h, wd, kh, kw, stride, pt, pl, pb, pr, dil);
