@@ -24,7 +24,12 @@ public sealed class ConvGradDirectTests
         [2, 3, 5, 1, 9, 10, 3, 3, 1, 0, 2, 4, 1, 1],      // bottom pad beyond the kernel: dY rows that read only padding
         [2, 3, 5, 1, 10, 12, 3, 3, 1, 2, 1, 1, 2, 2],     // dilation 2, ungrouped (direct dX)
         [2, 2, 3, 1, 6, 9, 2, 4, 1, 1, 3, 0, 2, 1],       // even kernel, left pad = kernel extent − 1
-        [3, 4, 8, 1, 9, 9, 3, 3, 2, 1, 1, 1, 1, 1],       // stride 2 (general path)
+        [3, 4, 8, 1, 9, 9, 3, 3, 2, 1, 1, 1, 1, 1],       // stride 2, odd input: four phase planes of unequal use
+        [2, 16, 32, 1, 12, 12, 3, 3, 2, 1, 1, 1, 1, 1],   // ResNet block2 conv1 (3×3/2, small)
+        [3, 16, 32, 1, 12, 10, 1, 1, 2, 0, 0, 0, 0, 1],   // ResNet shortcut 1×1/2 (general path: one phase of four is read)
+        [2, 5, 6, 1, 11, 12, 2, 2, 2, 0, 1, 1, 0, 1],     // 2×2/2: every phase read by exactly one tap
+        [2, 3, 5, 1, 13, 14, 3, 2, 3, 2, 1, 0, 2, 2],     // stride 3, dilation 2, asymmetric pads
+        [2, 4, 4, 2, 10, 11, 3, 3, 2, 1, 1, 1, 1, 1],     // stride 2 with groups
     ];
 
     [TestMethod]
