@@ -1,72 +1,99 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using Backprop.Onnx.Runtime;
 
 namespace Backprop.Onnx.Ops;
 
 /// <summary>
-/// Conv's input gradient, float32, 2-D, stride 1, ungrouped, as a direct correlation:
-/// dX[ci, y, x] = Σ_{co, i, j} dY[co, y + ph − i·dh, x + pw − j·dw] · W[co, ci, i, j]. With i' = kh − 1 − i and dY
-/// zero-padded by (kh − 1)·dh − ph rows on top and (kw − 1)·dw − pw columns on the left into planes of
-/// Hq × Wq = (H + (kh − 1)·dh) × (W + (kw − 1)·dw), this is
-/// dX[ci, y, x] = Σ_{co, i', j'} W'[ci, co, i', j'] · dY_pad[co, y + i'·dh, x + j'·dw]
-/// with W' = W transposed to [C, M, kh, kw] and flipped in (i, j): the "full" correlation of dY, i.e. the transposed
-/// convolution PyTorch's <c>convolution_backward</c> runs for grad_input. dY positions beyond the padded planes (end pads
-/// past the kernel extent) read only X's padding, so they are dropped.
-/// Computed over the wide positions p = y·Wq + x (as the weight gradient): every tap is one shifted contiguous window of
-/// dY_pad, register blocks of 4 channels × 6 vectors (<see cref="Correlate4x6{TV, TO}"/>) accumulate all taps, and the
-/// Wq − W dropped columns are left behind when the block is copied into dX. Images are independent and split over the
-/// threads, and every element sums its taps in the same order (co, i', j'), so results do not depend on the thread count.
+/// Conv's input gradient, float32, 2-D, ungrouped, as a direct correlation. In padded coordinates (py, px) = (y + ph, x + pw),
+/// dX_pad[ci, py, px] = Σ over (co, i, j) with py = S_h·oy + i·dh, px = S_w·ox + j·dw of dY[co, oy, ox] · W[co, ci, i, j]
+/// (the transposed convolution PyTorch's <c>convolution_backward</c> runs for grad_input). Split dX_pad into phases
+/// (a, b) = (py mod S_h, px mod S_w) (the polyphase decomposition of a strided transposed convolution): tap (i, j) feeds
+/// only phase ((i·dh) mod S_h, (j·dw) mod S_w), and there, with qi = ⌊i·dh / S_h⌋, qj = ⌊j·dw / S_w⌋ and phase position
+/// (Y, X) = (⌊py / S_h⌋, ⌊px / S_w⌋), it reads dY[co, Y − qi, X − qj]: a stride-1 "full" correlation of dY with the
+/// phase's taps. At stride 1 there is one phase and this is the familiar correlation of dY, padded by (kh − 1)·dh − ph,
+/// with the flipped, transposed kernel.
+/// dY is zero-padded so every tap is a shifted contiguous window over wide positions p = Y·Wq + X of the phase plane
+/// (as the weight gradient's); register blocks of 4 channels × 6 vectors (<see cref="Correlate4x6{TV, TO}"/>) accumulate
+/// a phase's taps, then the phase's valid positions are copied into dX. dY positions beyond the padded planes read only
+/// X's padding and are dropped. Images are independent and split over the threads, and every element sums its taps in
+/// the same order, so results do not depend on the thread count.
 /// </summary>
 internal static partial class ConvOps
 {
     /// <summary>
     /// Whether <see cref="InputGradDirect"/> applies (see the type summary; at most DirectMaxWeights weights, as the
-    /// forward direct convolution) and pays: at least 60% of the computed block elements are dX elements. The GEMM path
-    /// ran 30-42 GFLOP/s on LeNet's and ResNet's shapes, the direct blocks 80-90 when full (ResNet 3×3: 89% useful) but
-    /// slower than the GEMM on LeNet's conv2 (6 channels in blocks of 4, 14 × 18 wide positions in blocks of 96: 51%).
+    /// forward direct convolution) and pays: at least half the computed block elements are dX elements. The GEMM path
+    /// ran 35-68 GFLOP/s on LeNet's and ResNet's shapes, the direct blocks 80-94 when full (ResNet 3×3/1: 89% useful),
+    /// about as fast as the GEMM on LeNet's conv2 (6 channels as 4 + 2, 14 × 18 wide positions in blocks of 96: 68%).
     /// </summary>
     internal static bool UseDirectInputGrad(ConvShape s)
     {
         if (!CanUseDirectInputGrad(s)) return false;
         var l = new WideInputLayout(s, Vector512.IsHardwareAccelerated ? Vector512<float>.Count : Vector256<float>.Count);
-        return (double)s.C * s.Input[0] * s.Input[1] >= 0.6 * l.Blocks * 4 * l.Positions;
+        int computed = s.C % 4 is 1 or 2 ? (l.Blocks - 1) * 4 + 2 : l.Blocks * 4;
+        return (double)s.C * s.Input[0] * s.Input[1] >= 0.5 * computed * l.Positions * s.Strides[0] * s.Strides[1];
     }
 
     /// <summary>Whether <see cref="InputGradDirect"/> can compute dX of <paramref name="s"/> (it may not pay; see <see cref="UseDirectInputGrad"/>).</summary>
     internal static bool CanUseDirectInputGrad(ConvShape s)
     {
-        if (s.Input.Length != 2 || s.Group != 1 || s.Strides[0] != 1 || s.Strides[1] != 1 || s.N < 1 || s.C < 1 || s.M < 1) return false;
+        if (s.Input.Length != 2 || s.Group != 1 || s.N < 1 || s.C < 1 || s.M < 1) return false;
         if (s.Output[0] < 1 || s.Output[1] < 1 || s.Input[0] < 1 || s.Input[1] < 1) return false;
-        if (s.PadBegin[0] > (s.Kernel[0] - 1) * s.Dilations[0] || s.PadBegin[1] > (s.Kernel[1] - 1) * s.Dilations[1]) return false;
         if ((long)s.M * s.C * s.Kernel[0] * s.Kernel[1] > DirectMaxWeights) return false;
+        var l = new WideInputLayout(s, 16);
+        if (l.Top < 0 || l.Left < 0 || (long)s.M * l.Hq * l.Wq > 1 << 26) return false;
         return Vector512.IsHardwareAccelerated || Vector256.IsHardwareAccelerated;
     }
 
-    /// <summary>The wide layout of one direct input gradient; see the type summary.</summary>
+    /// <summary>The wide phase layout of one direct input gradient; see the type summary.</summary>
     private readonly struct WideInputLayout
     {
         public WideInputLayout(ConvShape s, int lanes)
         {
-            int kh = s.Kernel[0], kw = s.Kernel[1], block = 6 * lanes;
+            int kh = s.Kernel[0], kw = s.Kernel[1], sh = s.Strides[0], sw = s.Strides[1], ph = s.PadBegin[0], pw = s.PadBegin[1];
+            int block = 6 * lanes;
             Taps = s.M * kh * kw;
+            Channels = s.C;
             Blocks = (s.C + 3) / 4;
-            Hq = s.Input[0] + (kh - 1) * s.Dilations[0];
-            Wq = s.Input[1] + (kw - 1) * s.Dilations[1];
-            Positions = (s.Input[0] * Wq + block - 1) / block * block;
-            // A block's last tap reads up to Positions − 1 + (M − 1)·Hq·Wq + (kh − 1)·dh·Wq + (kw − 1)·dw < M·Hq·Wq + (kw − 1)·dw + block.
-            PadLength = s.M * Hq * Wq + (kw - 1) * s.Dilations[1] + block;
+            // Phase positions Y cover ⌊py / S_h⌋ for py in [ph, ph + H): from Y0 = ⌊ph / S_h⌋, Hph of them.
+            Y0 = ph / sh;
+            X0 = pw / sw;
+            int hph = (ph + s.Input[0] + sh - 1) / sh - Y0, wph = (pw + s.Input[1] + sw - 1) / sw - X0;
+            // Taps reach back up to Ta = ⌊(kh − 1)·dh / S_h⌋ rows (La columns): dY row oy sits at oy + Ta − Y0.
+            Ta = (kh - 1) * s.Dilations[0] / sh;
+            La = (kw - 1) * s.Dilations[1] / sw;
+            Top = Ta - Y0;
+            Left = La - X0;
+            Hq = hph + Ta;
+            Wq = wph + La;
+            Positions = (hph * Wq + block - 1) / block * block;
+            // A block's reads end before Positions − 1 + (M − 1)·Hq·Wq + Ta·Wq + La + 1 ≤ M·Hq·Wq + La + block.
+            PadLength = s.M * Hq * Wq + La + block;
         }
 
         public int Taps { get; }
 
+        /// <summary>Input channels C.</summary>
+        public int Channels { get; }
+
         /// <summary>Blocks of 4 input channels (the packed weights are zero past C).</summary>
         public int Blocks { get; }
 
+        public int Y0 { get; }
+        public int X0 { get; }
+        public int Ta { get; }
+        public int La { get; }
+
+        /// <summary>Where dY's first row and column sit in the padded plane (negative: the layout does not apply).</summary>
+        public int Top { get; }
+
+        public int Left { get; }
         public int Hq { get; }
         public int Wq { get; }
 
-        /// <summary>Wide positions per channel, rounded up to whole register blocks.</summary>
+        /// <summary>Wide positions per channel and phase, rounded up to whole register blocks.</summary>
         public int Positions { get; }
 
         /// <summary>Floats of one image's padded dY with its readable tail.</summary>
@@ -78,25 +105,32 @@ internal static partial class ConvOps
     {
         bool wide512 = Vector512.IsHardwareAccelerated;
         var l = new WideInputLayout(s, wide512 ? Vector512<float>.Count : Vector256<float>.Count);
-        int kh = s.Kernel[0], kw = s.Kernel[1], k = kh * kw;
+        int kh = s.Kernel[0], kw = s.Kernel[1], sh = s.Strides[0], sw = s.Strides[1], dh = s.Dilations[0], dwl = s.Dilations[1];
+        int phases = sh * sw;
         float[] packed = ArrayPool<float>.Shared.Rent(l.Blocks * 4 * l.Taps);
-        int[] offsets = ArrayPool<int>.Shared.Rent(l.Taps);
+        // offsets[t] for the taps in phase order, then offsets[Taps + φ] = the first tap of phase φ (and Taps at the end).
+        int[] offsets = ArrayPool<int>.Shared.Rent(l.Taps + phases + 1);
         var job = Interlocked.Exchange(ref s_inputGradJob, null) ?? new InputGradJob();
         try
         {
-            // packed[(b·Taps + t)·4 + q] = W'[4b + q, t], t = (co·kh + i')·kw + j', W'[ci, co, i', j'] = W[co, ci, kh − 1 − i', kw − 1 − j'].
+            // packed[(b·Taps + t)·4 + q] = W[co, 4b + q, i, j] for tap t = (co, i, j), zero past C.
             packed.AsSpan(0, l.Blocks * 4 * l.Taps).Clear();
-            for (int ci = 0; ci < s.C; ci++)
-                for (int co = 0; co < s.M; co++)
+            int t = 0;
+            for (int a = 0; a < sh; a++)
+                for (int b = 0; b < sw; b++)
                 {
-                    var src = w.AsSpan((co * s.C + ci) * k, k);
-                    int baseIndex = ((ci / 4) * l.Taps + co * k) * 4 + ci % 4;
-                    for (int t = 0; t < k; t++) packed[baseIndex + (k - 1 - t) * 4] = src[t];
+                    offsets[l.Taps + a * sw + b] = t;
+                    for (int co = 0; co < s.M; co++)
+                        for (int i = 0; i < kh; i++)
+                            for (int j = 0; j < kw; j++)
+                            {
+                                if (i * dh % sh != a || j * dwl % sw != b) continue;
+                                offsets[t] = co * l.Hq * l.Wq + (l.Ta - i * dh / sh) * l.Wq + l.La - j * dwl / sw;
+                                for (int ci = 0; ci < s.C; ci++) packed[((ci / 4) * l.Taps + t) * 4 + ci % 4] = w[((co * s.C + ci) * kh + i) * kw + j];
+                                t++;
+                            }
                 }
-            for (int co = 0, t = 0; co < s.M; co++)
-                for (int i = 0; i < kh; i++)
-                    for (int j = 0; j < kw; j++)
-                        offsets[t++] = co * l.Hq * l.Wq + i * s.Dilations[0] * l.Wq + j * s.Dilations[1];
+            offsets[l.Taps + phases] = t;
             job.Set(wide512, dy, packed, offsets, dx, s, l);
             int chunks = threads <= 1 ? 1 : Math.Min(s.N, threads * DirectItemsPerThread);
             if (chunks == 1) job.Run(0, s.N);
@@ -132,14 +166,13 @@ internal static partial class ConvOps
 
         public void Clear() => (_dy, _packed, _offsets, _dx, _shape) = ([], [], [], [], null);
 
-        /// <summary>Images [first, end): pad each image's dY, correlate it into wide dX rows, copy those into dX.</summary>
+        /// <summary>Images [first, end): pad each image's dY, correlate it phase by phase into wide rows, copy those into dX.</summary>
         public void Run(int first, int end)
         {
             var s = _shape!;
             var l = _layout;
-            int inH = s.Input[0], inW = s.Input[1], outH = s.Output[0], outW = s.Output[1];
-            int top = (s.Kernel[0] - 1) * s.Dilations[0] - s.PadBegin[0], left = (s.Kernel[1] - 1) * s.Dilations[1] - s.PadBegin[1];
-            int rows = Math.Min(outH, l.Hq - top), cols = Math.Min(outW, l.Wq - left);
+            int inH = s.Input[0], inW = s.Input[1], outH = s.Output[0], outW = s.Output[1], sh = s.Strides[0], sw = s.Strides[1];
+            int rows = Math.Min(outH, l.Hq - l.Top), cols = Math.Min(outW, l.Wq - l.Left);
             float[] pad = ArrayPool<float>.Shared.Rent(l.PadLength);
             float[] wide = ArrayPool<float>.Shared.Rent(l.Blocks * 4 * l.Positions);
             try
@@ -149,15 +182,21 @@ internal static partial class ConvOps
                 for (int n = first; n < end; n++)
                 {
                     var image = _dy.AsSpan(n * s.M * outH * outW, s.M * outH * outW);
-                    for (int co = 0; co < s.M; co++)
-                        for (int r = 0; r < rows; r++)
-                            image.Slice((co * outH + r) * outW, cols).CopyTo(pad.AsSpan((co * l.Hq + r + top) * l.Wq + left, cols));
-                    if (_wide512) Correlate<Vector512<float>, Float512>(pad, _packed, _offsets.AsSpan(0, l.Taps), wide, l);
-                    else Correlate<Vector256<float>, Float256>(pad, _packed, _offsets.AsSpan(0, l.Taps), wide, l);
+                    if (rows > 0 && cols > 0)
+                        for (int co = 0; co < s.M; co++)
+                            for (int r = 0; r < rows; r++)
+                                image.Slice((co * outH + r) * outW, cols).CopyTo(pad.AsSpan((co * l.Hq + r + l.Top) * l.Wq + l.Left, cols));
                     var target = _dx.AsSpan(n * s.C * inH * inW, s.C * inH * inW);
-                    for (int ci = 0; ci < s.C; ci++)
-                        for (int y = 0; y < inH; y++)
-                            wide.AsSpan(ci * l.Positions + y * l.Wq, inW).CopyTo(target.Slice((ci * inH + y) * inW, inW));
+                    for (int phase = 0; phase < sh * sw; phase++)
+                    {
+                        int t0 = _offsets[l.Taps + phase], taps = _offsets[l.Taps + phase + 1] - t0;
+                        if (taps > 0)
+                        {
+                            if (_wide512) Correlate<Vector512<float>, Float512>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, l);
+                            else Correlate<Vector256<float>, Float256>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, l);
+                        }
+                        ScatterPhase(taps > 0 ? wide : null, s, l, phase / sw, phase % sw, target);
+                    }
                 }
             }
             finally
@@ -168,13 +207,49 @@ internal static partial class ConvOps
         }
     }
 
-    /// <summary>wide[c·Positions + p] = Σ_t W'[c, t] · pad[off[t] + p] for every block of 4 channels and 6 vectors of positions.</summary>
-    private static void Correlate<TV, TO>(float[] pad, float[] packed, ReadOnlySpan<int> offsets, float[] wide, in WideInputLayout l)
+    /// <summary>wide[c·Positions + p] = Σ over the phase's taps t of W[·, c, t] · pad[off[t] + p], block by block.</summary>
+    private static void Correlate<TV, TO>(float[] pad, float[] packed, ReadOnlySpan<int> offsets, int t0, float[] wide, in WideInputLayout l)
         where TV : struct where TO : IFloatVector<TV>
     {
-        int block = 6 * TO.Count;
+        // A last block of 1-2 channels takes the 2-channel kernel (LeNet's conv2: 6 channels as 4 + 2, not 4 + 4).
+        int block = 6 * TO.Count, full = l.Channels % 4 is 1 or 2 ? l.Blocks - 1 : l.Blocks;
         for (int p = 0; p < l.Positions; p += block)
-            for (int b = 0; b < l.Blocks; b++)
-                Correlate4x6<TV, TO>(ref pad[p], offsets, ref packed[b * l.Taps * 4], ref wide[b * 4 * l.Positions + p], (nuint)l.Positions);
+        {
+            for (int b = 0; b < full; b++)
+                Correlate4x6<TV, TO>(ref pad[p], offsets, ref packed[(b * l.Taps + t0) * 4], ref wide[b * 4 * l.Positions + p], (nuint)l.Positions);
+            if (full < l.Blocks)
+                Correlate2x6<TV, TO>(ref pad[p], offsets, ref packed[(full * l.Taps + t0) * 4], ref wide[full * 4 * l.Positions + p], (nuint)l.Positions);
+        }
+    }
+
+    /// <summary>
+    /// dX[c, y, x] = wide[c·Positions + Y·Wq + X] for the pixels of phase (a, b), (Y, X) = (⌊(y + ph) / S_h⌋ − Y0,
+    /// ⌊(x + pw) / S_w⌋ − X0); zero where no tap feeds the phase (<paramref name="wide"/> null).
+    /// </summary>
+    private static void ScatterPhase(float[]? wide, ConvShape s, in WideInputLayout l, int a, int b, Span<float> target)
+    {
+        int inH = s.Input[0], inW = s.Input[1], sh = s.Strides[0], sw = s.Strides[1], ph = s.PadBegin[0], pw = s.PadBegin[1];
+        int y0 = ((a - ph) % sh + sh) % sh, x0 = ((b - pw) % sw + sw) % sw;
+        if (x0 >= inW) return;
+        int count = (inW - x0 + sw - 1) / sw, xStart = (x0 + pw) / sw - l.X0;
+        for (int c = 0; c < s.C; c++)
+            for (int y = y0; y < inH; y += sh)
+            {
+                var dst = target.Slice((c * inH + y) * inW, inW);
+                if (wide is null)
+                {
+                    for (int x = x0; x < inW; x += sw) dst[x] = 0;
+                    continue;
+                }
+                var src = wide.AsSpan(c * l.Positions + ((y + ph) / sh - l.Y0) * l.Wq + xStart, count);
+                if (sw == 1)
+                {
+                    src.CopyTo(dst);
+                    continue;
+                }
+                // A strided scatter, bounds checked once: x0 + (count − 1)·S_w < inW.
+                ref float to = ref dst[x0];
+                for (int e = 0; e < count; e++) Unsafe.Add(ref to, e * sw) = src[e];
+            }
     }
 }

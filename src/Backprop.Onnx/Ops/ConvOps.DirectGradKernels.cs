@@ -226,4 +226,36 @@ internal static partial class ConvOps
         TO.Store(a20, ref dst, l2); TO.Store(a21, ref dst, l2 + c); TO.Store(a22, ref dst, l2 + 2 * c); TO.Store(a23, ref dst, l2 + 3 * c); TO.Store(a24, ref dst, l2 + 4 * c); TO.Store(a25, ref dst, l2 + 5 * c);
         TO.Store(a30, ref dst, l3); TO.Store(a31, ref dst, l3 + c); TO.Store(a32, ref dst, l3 + 2 * c); TO.Store(a33, ref dst, l3 + 3 * c); TO.Store(a34, ref dst, l3 + 4 * c); TO.Store(a35, ref dst, l3 + 5 * c);
     }
+
+    /// <summary>
+    /// <see cref="Correlate4x6{TV, TO}"/> for the last 1-2 channels of C (reading the first two weights of each packed
+    /// quadruple): dst[k·ld + v·L + lane] = Σ_t w[4t + k] · src[off[t] + v·L + lane] for k &lt; 2, 12 accumulators.
+    /// </summary>
+    private static void Correlate2x6<TV, TO>(ref float src, ReadOnlySpan<int> off, ref float w, ref float dst, nuint ld)
+        where TV : struct where TO : IFloatVector<TV>
+    {
+        TV a00 = default, a01 = default, a02 = default, a03 = default, a04 = default, a05 = default;
+        TV a10 = default, a11 = default, a12 = default, a13 = default, a14 = default, a15 = default;
+        nuint c = (nuint)TO.Count;
+        for (int t = 0; t < off.Length; t++)
+        {
+            ref float x = ref Unsafe.Add(ref src, off[t]);
+            ref float wt = ref Unsafe.Add(ref w, 4 * t);
+            TV b0 = TO.Broadcast(wt), b1 = TO.Broadcast(Unsafe.Add(ref wt, 1));
+            TV v = TO.Load(ref x, 0);
+            a00 = TO.MultiplyAdd(b0, v, a00); a10 = TO.MultiplyAdd(b1, v, a10);
+            v = TO.Load(ref x, c);
+            a01 = TO.MultiplyAdd(b0, v, a01); a11 = TO.MultiplyAdd(b1, v, a11);
+            v = TO.Load(ref x, 2 * c);
+            a02 = TO.MultiplyAdd(b0, v, a02); a12 = TO.MultiplyAdd(b1, v, a12);
+            v = TO.Load(ref x, 3 * c);
+            a03 = TO.MultiplyAdd(b0, v, a03); a13 = TO.MultiplyAdd(b1, v, a13);
+            v = TO.Load(ref x, 4 * c);
+            a04 = TO.MultiplyAdd(b0, v, a04); a14 = TO.MultiplyAdd(b1, v, a14);
+            v = TO.Load(ref x, 5 * c);
+            a05 = TO.MultiplyAdd(b0, v, a05); a15 = TO.MultiplyAdd(b1, v, a15);
+        }
+        TO.Store(a00, ref dst, 0); TO.Store(a01, ref dst, c); TO.Store(a02, ref dst, 2 * c); TO.Store(a03, ref dst, 3 * c); TO.Store(a04, ref dst, 4 * c); TO.Store(a05, ref dst, 5 * c);
+        TO.Store(a10, ref dst, ld); TO.Store(a11, ref dst, ld + c); TO.Store(a12, ref dst, ld + 2 * c); TO.Store(a13, ref dst, ld + 3 * c); TO.Store(a14, ref dst, ld + 4 * c); TO.Store(a15, ref dst, ld + 5 * c);
+    }
 }

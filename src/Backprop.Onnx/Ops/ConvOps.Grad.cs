@@ -113,13 +113,27 @@ internal static partial class ConvOps
     /// <summary>dX = col2im(W[g]ᵀ·dY[n, g]) per (image, group), independent slices of dX.</summary>
     private static void InputGradGeneral<T>(T[] dy, T[] w, T[] dx, ConvShape s, int threads) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int cg = s.C / s.Group, mg = s.M / s.Group, inSize = Product(s.Input), outSize = Product(s.Output), kSize = Product(s.Kernel);
-        int rows = cg * kSize;
-        bool pointwise = kSize == 1 && AllEqual(s.Strides, 1) && AllEqual(s.PadBegin, 0) && outSize == inSize;
-        int chunk = (int)Math.Max(1, Math.Min(outSize, MaxColumnBuffer / Math.Max(1, rows)));
+        var item = new GeneralInputItem<T>(dy, w, dx, s, 1);
         int items = s.N * s.Group;
-        void InputItem(int item, int gemmThreads)
+        if (threads > 1 && items >= threads) ItemJob<GeneralInputItem<T>>.For(items, threads, item);
+        else
         {
+            item.GemmThreads = threads;
+            for (int i = 0; i < items; i++) item.Run(i);
+        }
+    }
+
+    /// <summary>One (image, group) of <see cref="InputGradGeneral{T}"/>.</summary>
+    private struct GeneralInputItem<T>(T[] dy, T[] w, T[] dx, ConvShape s, int gemmThreads) : IParallelItem where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public int GemmThreads = gemmThreads;
+
+        public readonly void Run(int item)
+        {
+            int cg = s.C / s.Group, mg = s.M / s.Group, inSize = Product(s.Input), outSize = Product(s.Output), kSize = Product(s.Kernel);
+            int rows = cg * kSize;
+            bool pointwise = kSize == 1 && AllEqual(s.Strides, 1) && AllEqual(s.PadBegin, 0) && outSize == inSize;
+            int chunk = (int)Math.Max(1, Math.Min(outSize, MaxColumnBuffer / Math.Max(1, rows)));
             int img = item / s.Group, g = item % s.Group;
             long xBase = ((long)img * s.C + (long)g * cg) * inSize;
             long yBase = ((long)img * s.M + (long)g * mg) * outSize;
@@ -133,10 +147,10 @@ internal static partial class ConvOps
                     var dyv = dy.AsSpan((int)(yBase + l0), (mg - 1) * outSize + lc);
                     if (col is null)
                     {
-                        Gemm.Multiply(true, false, rows, lc, mg, T.One, wg, rows, dyv, outSize, T.Zero, dx.AsSpan((int)(xBase + l0), (rows - 1) * inSize + lc), inSize, gemmThreads);
+                        Gemm.Multiply(true, false, rows, lc, mg, T.One, wg, rows, dyv, outSize, T.Zero, dx.AsSpan((int)(xBase + l0), (rows - 1) * inSize + lc), inSize, GemmThreads);
                         continue;
                     }
-                    Gemm.Multiply(true, false, rows, lc, mg, T.One, wg, rows, dyv, outSize, T.Zero, col.AsSpan(0, rows * lc), lc, gemmThreads);
+                    Gemm.Multiply(true, false, rows, lc, mg, T.One, wg, rows, dyv, outSize, T.Zero, col.AsSpan(0, rows * lc), lc, GemmThreads);
                     Col2Im(col, cg, s.Output, s.Input, s.Kernel, s.Strides, s.Dilations, s.PadBegin, l0, lc, dx, xBase);
                 }
             }
@@ -145,8 +159,6 @@ internal static partial class ConvOps
                 if (col is not null) ArrayPool<T>.Shared.Return(col);
             }
         }
-        if (threads > 1 && items >= threads) Parallel.For(0, items, new ParallelOptions { MaxDegreeOfParallelism = threads }, i => InputItem(i, 1));
-        else for (int i = 0; i < items; i++) InputItem(i, threads);
     }
 
     /// <summary>
@@ -156,13 +168,56 @@ internal static partial class ConvOps
     /// </summary>
     private static void WeightGradGeneral<T>(T[] dy, T[] x, T[] dw, ConvShape s, int threads) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int cg = s.C / s.Group, mg = s.M / s.Group, inSize = Product(s.Input), outSize = Product(s.Output), kSize = Product(s.Kernel);
-        int rows = cg * kSize;
-        bool pointwise = kSize == 1 && AllEqual(s.Strides, 1) && AllEqual(s.PadBegin, 0) && outSize == inSize;
-        int chunk = (int)Math.Max(1, Math.Min(outSize, MaxColumnBuffer / Math.Max(1, rows)));
+        int mg = s.M / s.Group, rows = s.C / s.Group * Product(s.Kernel), size = mg * rows;
         bool wide = UseBatchedInputGrad(s, rows) && AllFinite(x);
-        void WeightImages(int g, int from, int to, T[] target, int targetOffset)
+        if (threads > 1 && s.Group >= threads)
         {
+            ItemJob<GeneralWeightItem<T>>.For(s.Group, threads, new GeneralWeightItem<T>(dy, x, dw, dw, s, wide, -1, 1));
+            return;
+        }
+        int parts = Math.Max(1, Math.Min(threads, s.N));
+        T[]? partials = parts > 1 ? ArrayPool<T>.Shared.Rent((parts - 1) * size) : null;
+        try
+        {
+            for (int g = 0; g < s.Group; g++)
+            {
+                if (partials is null)
+                {
+                    new GeneralWeightItem<T>(dy, x, dw, dw, s, wide, g, 1).Run(0);
+                    continue;
+                }
+                Array.Clear(partials, 0, (parts - 1) * size);
+                ItemJob<GeneralWeightItem<T>>.For(parts, parts, new GeneralWeightItem<T>(dy, x, dw, partials, s, wide, g, parts));
+                var dwg = dw.AsSpan(g * size, size);
+                for (int p = 1; p < parts; p++) Tp.Add(dwg, partials.AsSpan((p - 1) * size, size), dwg);
+            }
+        }
+        finally
+        {
+            if (partials is not null) ArrayPool<T>.Shared.Return(partials);
+        }
+    }
+
+    /// <summary>
+    /// One part of <see cref="WeightGradGeneral{T}"/>: with <paramref name="group"/> −1, item g is group g over every image;
+    /// else item p is images [N·p/parts, N·(p+1)/parts) of that group, part 0 into dW, part p into partials[p − 1].
+    /// </summary>
+    private readonly struct GeneralWeightItem<T>(T[] dy, T[] x, T[] dw, T[] partials, ConvShape s, bool wide, int group, int parts) : IParallelItem
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public void Run(int item)
+        {
+            int size = s.M / s.Group * (s.C / s.Group) * Product(s.Kernel);
+            if (group < 0) WeightImages(item, 0, s.N, dw, item * size);
+            else WeightImages(group, (int)((long)s.N * item / parts), (int)((long)s.N * (item + 1) / parts), item == 0 ? dw : partials, item == 0 ? group * size : (item - 1) * size);
+        }
+
+        private void WeightImages(int g, int from, int to, T[] target, int targetOffset)
+        {
+            int cg = s.C / s.Group, mg = s.M / s.Group, inSize = Product(s.Input), outSize = Product(s.Output), kSize = Product(s.Kernel);
+            int rows = cg * kSize;
+            bool pointwise = kSize == 1 && AllEqual(s.Strides, 1) && AllEqual(s.PadBegin, 0) && outSize == inSize;
+            int chunk = (int)Math.Max(1, Math.Min(outSize, MaxColumnBuffer / Math.Max(1, rows)));
             var dwg = target.AsSpan(targetOffset, mg * rows);
             if (wide)
             {
@@ -194,35 +249,6 @@ internal static partial class ConvOps
             {
                 if (col is not null) ArrayPool<T>.Shared.Return(col);
             }
-        }
-        int size = mg * rows;
-        if (threads > 1 && s.Group >= threads)
-        {
-            Parallel.For(0, s.Group, new ParallelOptions { MaxDegreeOfParallelism = threads }, g => WeightImages(g, 0, s.N, dw, g * size));
-            return;
-        }
-        int parts = Math.Max(1, Math.Min(threads, s.N));
-        T[]? partials = parts > 1 ? ArrayPool<T>.Shared.Rent((parts - 1) * size) : null;
-        try
-        {
-            for (int g = 0; g < s.Group; g++)
-            {
-                if (partials is null)
-                {
-                    WeightImages(g, 0, s.N, dw, g * size);
-                    continue;
-                }
-                Array.Clear(partials, 0, (parts - 1) * size);
-                int group = g;
-                Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, p =>
-                    WeightImages(group, (int)((long)s.N * p / parts), (int)((long)s.N * (p + 1) / parts), p == 0 ? dw : partials, p == 0 ? group * size : (p - 1) * size));
-                var dwg = dw.AsSpan(g * size, size);
-                for (int p = 1; p < parts; p++) Tp.Add(dwg, partials.AsSpan((p - 1) * size, size), dwg);
-            }
-        }
-        finally
-        {
-            if (partials is not null) ArrayPool<T>.Shared.Return(partials);
         }
     }
 
