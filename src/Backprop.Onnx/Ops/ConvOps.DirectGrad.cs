@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -100,7 +99,7 @@ internal static partial class ConvOps
             WeightGradPart(wide512, dy, x, s, layout, 0, s.N, dw.AsSpan(0, size));
             return;
         }
-        float[] partials = ArrayPool<float>.Shared.Rent((parts - 1) * size);
+        float[] partials = GradScratch.Get(ref GradScratch.Partials, (parts - 1) * size);
         var job = Interlocked.Exchange(ref s_weightGradJob, null) ?? new WeightGradJob();
         try
         {
@@ -113,7 +112,6 @@ internal static partial class ConvOps
         {
             job.Clear();
             s_weightGradJob = job;
-            ArrayPool<float>.Shared.Return(partials);
         }
     }
 
@@ -155,36 +153,27 @@ internal static partial class ConvOps
         target.Clear();
         if (to <= from) return;
         int batch = Math.Min(l.Batch, to - from);
-        float[] xs = ArrayPool<float>.Shared.Rent(batch * l.XImage);
-        float[] ds = ArrayPool<float>.Shared.Rent(batch * l.DyImage);
-        int[] off = ArrayPool<int>.Shared.Rent(l.Rows);
-        try
+        float[] xs = GradScratch.Get(ref GradScratch.X, batch * l.XImage);
+        float[] ds = GradScratch.Get(ref GradScratch.Dy, batch * l.DyImage);
+        int[] off = GradScratch.Get(ref GradScratch.TapOffsets, l.Rows);
+        // The pads, dropped columns and tails are zero once; each image overwrites only its interior.
+        xs.AsSpan(0, batch * l.XImage).Clear();
+        ds.AsSpan(0, batch * l.DyImage).Clear();
+        int kh = s.Kernel[0], kw = s.Kernel[1];
+        int sh = s.Strides[0], sw = s.Strides[1];
+        for (int c = 0, t = 0; c < l.Cg; c++)
+            for (int i = 0; i < kh; i++)
+                for (int j = 0; j < kw; j++)
+                {
+                    int di = i * s.Dilations[0], dj = j * s.Dilations[1];
+                    off[t++] = (c * l.Phases + di % sh * sw + dj % sw) * l.Plane + di / sh * l.Wp + dj / sw;
+                }
+        for (int first = from; first < to; first += batch)
         {
-            // The pads, dropped columns and tails are zero once; each image overwrites only its interior.
-            xs.AsSpan(0, batch * l.XImage).Clear();
-            ds.AsSpan(0, batch * l.DyImage).Clear();
-            int kh = s.Kernel[0], kw = s.Kernel[1];
-            int sh = s.Strides[0], sw = s.Strides[1];
-            for (int c = 0, t = 0; c < l.Cg; c++)
-                for (int i = 0; i < kh; i++)
-                    for (int j = 0; j < kw; j++)
-                    {
-                        int di = i * s.Dilations[0], dj = j * s.Dilations[1];
-                        off[t++] = (c * l.Phases + di % sh * sw + dj % sw) * l.Plane + di / sh * l.Wp + dj / sw;
-                    }
-            for (int first = from; first < to; first += batch)
-            {
-                int count = Math.Min(batch, to - first);
-                for (int b = 0; b < count; b++) SpreadImage(dy, x, s, l, first + b, xs.AsSpan(b * l.XImage, l.XImage), ds.AsSpan(b * l.DyImage, l.DyImage));
-                if (wide512) WeightGradBlocks<Vector512<float>, Float512>(xs, ds, s, l, count, off, target);
-                else WeightGradBlocks<Vector256<float>, Float256>(xs, ds, s, l, count, off, target);
-            }
-        }
-        finally
-        {
-            ArrayPool<int>.Shared.Return(off);
-            ArrayPool<float>.Shared.Return(ds);
-            ArrayPool<float>.Shared.Return(xs);
+            int count = Math.Min(batch, to - first);
+            for (int b = 0; b < count; b++) SpreadImage(dy, x, s, l, first + b, xs.AsSpan(b * l.XImage, l.XImage), ds.AsSpan(b * l.DyImage, l.DyImage));
+            if (wide512) WeightGradBlocks<Vector512<float>, Float512>(xs, ds, s, l, count, off, target);
+            else WeightGradBlocks<Vector256<float>, Float256>(xs, ds, s, l, count, off, target);
         }
     }
 

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using Backprop.Onnx.Runtime;
@@ -107,9 +106,9 @@ internal static partial class ConvOps
         var l = new WideInputLayout(s, wide512 ? Vector512<float>.Count : Vector256<float>.Count);
         int kh = s.Kernel[0], kw = s.Kernel[1], sh = s.Strides[0], sw = s.Strides[1], dh = s.Dilations[0], dwl = s.Dilations[1];
         int phases = sh * sw;
-        float[] packed = ArrayPool<float>.Shared.Rent(l.Blocks * 4 * l.Taps);
+        float[] packed = GradScratch.Get(ref GradScratch.Packed, l.Blocks * 4 * l.Taps);
         // offsets[t] for the taps in phase order, then offsets[Taps + φ] = the first tap of phase φ (and Taps at the end).
-        int[] offsets = ArrayPool<int>.Shared.Rent(l.Taps + phases + 1);
+        int[] offsets = GradScratch.Get(ref GradScratch.PhaseOffsets, l.Taps + phases + 1);
         var job = Interlocked.Exchange(ref s_inputGradJob, null) ?? new InputGradJob();
         try
         {
@@ -140,8 +139,6 @@ internal static partial class ConvOps
         {
             job.Clear();
             s_inputGradJob = job;
-            ArrayPool<int>.Shared.Return(offsets);
-            ArrayPool<float>.Shared.Return(packed);
         }
     }
 
@@ -173,36 +170,28 @@ internal static partial class ConvOps
             var l = _layout;
             int inH = s.Input[0], inW = s.Input[1], outH = s.Output[0], outW = s.Output[1], sh = s.Strides[0], sw = s.Strides[1];
             int rows = Math.Min(outH, l.Hq - l.Top), cols = Math.Min(outW, l.Wq - l.Left);
-            float[] pad = ArrayPool<float>.Shared.Rent(l.PadLength);
-            float[] wide = ArrayPool<float>.Shared.Rent(l.Blocks * 4 * l.Positions);
-            try
+            float[] pad = GradScratch.Get(ref GradScratch.Pad, l.PadLength);
+            float[] wide = GradScratch.Get(ref GradScratch.Wide, l.Blocks * 4 * l.Positions);
+            // The padding and the tail stay zero; each image overwrites only the interior.
+            pad.AsSpan(0, l.PadLength).Clear();
+            for (int n = first; n < end; n++)
             {
-                // The padding and the tail stay zero; each image overwrites only the interior.
-                pad.AsSpan(0, l.PadLength).Clear();
-                for (int n = first; n < end; n++)
+                var image = _dy.AsSpan(n * s.M * outH * outW, s.M * outH * outW);
+                if (rows > 0 && cols > 0)
+                    for (int co = 0; co < s.M; co++)
+                        for (int r = 0; r < rows; r++)
+                            image.Slice((co * outH + r) * outW, cols).CopyTo(pad.AsSpan((co * l.Hq + r + l.Top) * l.Wq + l.Left, cols));
+                var target = _dx.AsSpan(n * s.C * inH * inW, s.C * inH * inW);
+                for (int phase = 0; phase < sh * sw; phase++)
                 {
-                    var image = _dy.AsSpan(n * s.M * outH * outW, s.M * outH * outW);
-                    if (rows > 0 && cols > 0)
-                        for (int co = 0; co < s.M; co++)
-                            for (int r = 0; r < rows; r++)
-                                image.Slice((co * outH + r) * outW, cols).CopyTo(pad.AsSpan((co * l.Hq + r + l.Top) * l.Wq + l.Left, cols));
-                    var target = _dx.AsSpan(n * s.C * inH * inW, s.C * inH * inW);
-                    for (int phase = 0; phase < sh * sw; phase++)
+                    int t0 = _offsets[l.Taps + phase], taps = _offsets[l.Taps + phase + 1] - t0;
+                    if (taps > 0)
                     {
-                        int t0 = _offsets[l.Taps + phase], taps = _offsets[l.Taps + phase + 1] - t0;
-                        if (taps > 0)
-                        {
-                            if (_wide512) Correlate<Vector512<float>, Float512>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, l);
-                            else Correlate<Vector256<float>, Float256>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, l);
-                        }
-                        ScatterPhase(taps > 0 ? wide : null, s, l, phase / sw, phase % sw, target);
+                        if (_wide512) Correlate<Vector512<float>, Float512>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, l);
+                        else Correlate<Vector256<float>, Float256>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, l);
                     }
+                    ScatterPhase(taps > 0 ? wide : null, s, l, phase / sw, phase % sw, target);
                 }
-            }
-            finally
-            {
-                ArrayPool<float>.Shared.Return(wide);
-                ArrayPool<float>.Shared.Return(pad);
             }
         }
     }

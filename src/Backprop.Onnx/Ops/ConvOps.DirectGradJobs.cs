@@ -49,4 +49,25 @@ internal static partial class ConvOps
             }
         }
     }
+
+    /// <summary>
+    /// Per-thread scratch of the direct gradient kernels, kept between calls and grown to the largest size asked: a
+    /// steady-state training step then allocates nothing even where ArrayPool.Shared would miss (arrays rented on one
+    /// pool thread and returned on another, or trimmed by a Gen2 collection under memory pressure: W3 showed 3-10 KB per
+    /// ConvGrad call). Each field has one user at a time on its thread; contents are stale, users clear what they read.
+    /// </summary>
+    private static class GradScratch
+    {
+        [ThreadStatic] public static float[]? X;
+        [ThreadStatic] public static float[]? Dy;
+        [ThreadStatic] public static float[]? Pad;
+        [ThreadStatic] public static float[]? Wide;
+        [ThreadStatic] public static float[]? Packed;
+        [ThreadStatic] public static float[]? Partials;
+        [ThreadStatic] public static int[]? TapOffsets;
+        [ThreadStatic] public static int[]? PhaseOffsets;
+
+        /// <summary><paramref name="slot"/>, replaced by a new array when shorter than <paramref name="length"/>.</summary>
+        public static T[] Get<T>(ref T[]? slot, int length) => slot is not null && slot.Length >= length ? slot : slot = new T[length];
+    }
 }
