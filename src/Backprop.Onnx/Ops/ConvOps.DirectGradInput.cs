@@ -147,7 +147,7 @@ internal static partial class ConvOps
     /// <summary>One <see cref="InputGradDirect"/> call's state and its per-range body; pooled, so a call allocates nothing.</summary>
     private sealed class InputGradJob
     {
-        private bool _wide512;
+        private bool _wide512, _anyEmptyPhase;
         private float[] _dy = [], _packed = [], _dx = [];
         private int[] _offsets = [];
         private ConvShape? _shape;
@@ -158,8 +158,13 @@ internal static partial class ConvOps
         /// <summary><see cref="Run"/> as a delegate, made once per job.</summary>
         public Action<int, int> Body { get; }
 
-        public void Set(bool wide512, float[] dy, float[] packed, int[] offsets, float[] dx, ConvShape s, WideInputLayout layout) =>
+        public void Set(bool wide512, float[] dy, float[] packed, int[] offsets, float[] dx, ConvShape s, WideInputLayout layout)
+        {
             (_wide512, _dy, _packed, _offsets, _dx, _shape, _layout) = (wide512, dy, packed, offsets, dx, s, layout);
+            _anyEmptyPhase = false;
+            for (int phase = 0; phase < s.Strides[0] * s.Strides[1]; phase++)
+                _anyEmptyPhase |= offsets[layout.Taps + phase + 1] == offsets[layout.Taps + phase];
+        }
 
         public void Clear() => (_dy, _packed, _offsets, _dx, _shape) = ([], [], [], [], null);
 
@@ -182,15 +187,15 @@ internal static partial class ConvOps
                         for (int r = 0; r < rows; r++)
                             image.Slice((co * outH + r) * outW, cols).CopyTo(pad.AsSpan((co * l.Hq + r + l.Top) * l.Wq + l.Left, cols));
                 var target = _dx.AsSpan(n * s.C * inH * inW, s.C * inH * inW);
+                // Phases no tap feeds (1×1/2: three of four) are zero: one vectorised clear, not strided writes.
+                if (_anyEmptyPhase) target.Clear();
                 for (int phase = 0; phase < sh * sw; phase++)
                 {
                     int t0 = _offsets[l.Taps + phase], taps = _offsets[l.Taps + phase + 1] - t0;
-                    if (taps > 0)
-                    {
-                        if (_wide512) Correlate<Vector512<float>, Float512>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, l);
-                        else Correlate<Vector256<float>, Float256>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, l);
-                    }
-                    ScatterPhase(taps > 0 ? wide : null, s, l, phase / sw, phase % sw, target);
+                    if (taps == 0) continue;
+                    if (_wide512) Correlate<Vector512<float>, Float512>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, l);
+                    else Correlate<Vector256<float>, Float256>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, l);
+                    ScatterPhase(wide, s, l, phase / sw, phase % sw, target);
                 }
             }
         }
@@ -213,9 +218,9 @@ internal static partial class ConvOps
 
     /// <summary>
     /// dX[c, y, x] = wide[c·Positions + Y·Wq + X] for the pixels of phase (a, b), (Y, X) = (⌊(y + ph) / S_h⌋ − Y0,
-    /// ⌊(x + pw) / S_w⌋ − X0); zero where no tap feeds the phase (<paramref name="wide"/> null).
+    /// ⌊(x + pw) / S_w⌋ − X0).
     /// </summary>
-    private static void ScatterPhase(float[]? wide, ConvShape s, in WideInputLayout l, int a, int b, Span<float> target)
+    private static void ScatterPhase(float[] wide, ConvShape s, in WideInputLayout l, int a, int b, Span<float> target)
     {
         int inH = s.Input[0], inW = s.Input[1], sh = s.Strides[0], sw = s.Strides[1], ph = s.PadBegin[0], pw = s.PadBegin[1];
         int y0 = ((a - ph) % sh + sh) % sh, x0 = ((b - pw) % sw + sw) % sw;
@@ -225,11 +230,6 @@ internal static partial class ConvOps
             for (int y = y0; y < inH; y += sh)
             {
                 var dst = target.Slice((c * inH + y) * inW, inW);
-                if (wide is null)
-                {
-                    for (int x = x0; x < inW; x += sw) dst[x] = 0;
-                    continue;
-                }
                 var src = wide.AsSpan(c * l.Positions + ((y + ph) / sh - l.Y0) * l.Wq + xStart, count);
                 if (sw == 1)
                 {
