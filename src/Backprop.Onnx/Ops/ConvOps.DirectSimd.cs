@@ -27,8 +27,6 @@ internal static partial class ConvOps
         static abstract TV MultiplyAdd(TV a, TV b, TV c);
 
         static abstract TV Add(TV a, TV b);
-
-        static abstract T Element(TV value, int index);
     }
 
     private readonly struct Simd512<T> : IDirectSimd<Vector512<T>, T> where T : unmanaged, IFloatingPointIeee754<T>
@@ -54,8 +52,6 @@ internal static partial class ConvOps
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<T> Add(Vector512<T> a, Vector512<T> b) => a + b;
-
-        public static T Element(Vector512<T> value, int index) => value.GetElement(index);
     }
 
     private readonly struct Simd256<T> : IDirectSimd<Vector256<T>, T> where T : unmanaged, IFloatingPointIeee754<T>
@@ -81,8 +77,6 @@ internal static partial class ConvOps
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<T> Add(Vector256<T> a, Vector256<T> b) => a + b;
-
-        public static T Element(Vector256<T> value, int index) => value.GetElement(index);
     }
 
     /// <summary>
@@ -113,29 +107,50 @@ internal static partial class ConvOps
 
         public int Slots { get; }
 
-        /// <summary>Where slot s starts in a padded input plane.</summary>
-        public readonly int Source(int s)
+        /// <summary>Slot s: where it starts in a padded input plane, where its lanes go in an output plane, how many are kept.</summary>
+        public readonly void Slot(int s, out int source, out int dest, out int count)
         {
-            int r = s / _slotsPerRow;
-            return r * _wp + (s - r * _slotsPerRow) * _lanes;
+            int r = s / _slotsPerRow, c0 = (s - r * _slotsPerRow) * _lanes;
+            source = r * _wp + c0;
+            dest = r * _outW + c0;
+            count = Math.Min(_lanes, _outW - c0);
         }
 
-        /// <summary>Stores the sums of channel co at slot s: + bias, + y when accumulating; lanes past outW and channels past the end are dropped.</summary>
-        public readonly void Put<TV, TOps>(TV sums, int co, int s) where TV : struct where TOps : struct, IDirectSimd<TV, T>
+        /// <summary>
+        /// Stores the parked sums of channels co0..co0+3 (sums[(k·slots + v)·L] for channel k, slot v): + bias, + y when
+        /// accumulating, lanes past each slot's count and channels past the end dropped.
+        /// </summary>
+        public readonly void Put<TV, TOps>(ref T sums, int co0, ReadOnlySpan<int> dest, ReadOnlySpan<int> count) where TV : struct where TOps : struct, IDirectSimd<TV, T>
         {
-            if (co >= _outChannels) return;
-            int r = s / _slotsPerRow, c0 = (s - r * _slotsPerRow) * _lanes, n = Math.Min(_lanes, _outW - c0);
-            if (!_bias.IsEmpty) sums = TOps.Add(sums, TOps.Broadcast(_bias[co]));
-            int index = co * _plane + r * _outW + c0;
-            if (n == _lanes)
+            int slots = dest.Length;
+            for (int k = 0; k < DirectBlockChannels; k++)
             {
-                ref T dst = ref MemoryMarshal.GetReference(_y.Slice(index, n));
-                if (_accumulate) sums = TOps.Add(TOps.Load(ref dst, 0), sums);
-                TOps.Store(sums, ref dst, 0);
-                return;
+                int co = co0 + k;
+                if (co >= _outChannels) return;
+                bool hasBias = !_bias.IsEmpty;
+                T b = hasBias ? _bias[co] : T.Zero;
+                for (int v = 0; v < slots; v++)
+                {
+                    ref T src = ref Unsafe.Add(ref sums, (k * slots + v) * _lanes);
+                    int n = count[v];
+                    var dst = _y.Slice(co * _plane + dest[v], n);
+                    if (n == _lanes)
+                    {
+                        TV sum = TOps.Load(ref src, 0);
+                        if (hasBias) sum = TOps.Add(sum, TOps.Broadcast(b));
+                        ref T d = ref MemoryMarshal.GetReference(dst);
+                        if (_accumulate) sum = TOps.Add(TOps.Load(ref d, 0), sum);
+                        TOps.Store(sum, ref d, 0);
+                        continue;
+                    }
+                    for (int e = 0; e < n; e++)
+                    {
+                        T value = Unsafe.Add(ref src, e);
+                        if (hasBias) value += b;
+                        dst[e] = _accumulate ? dst[e] + value : value;
+                    }
+                }
             }
-            var row = _y.Slice(index, n);
-            for (int e = 0; e < n; e++) row[e] = _accumulate ? row[e] + TOps.Element(sums, e) : TOps.Element(sums, e);
         }
     }
 }
