@@ -5,10 +5,17 @@ using Backprop.Onnx.Runtime;
 namespace Backprop.Onnx.Ops;
 
 /// <summary>
-/// Conv forward by <see cref="DirectConv2D{T}"/> for 2-D, stride-1, ungrouped convolutions with few weights (LeNet's and
-/// a small ResNet's convolutions): the weights are packed once per call, then every image's input planes are zero-padded
-/// into a rented buffer and convolved directly into Y, images split over the threads.
+/// Conv forward by <see cref="DirectConv2D{T}"/> for 2-D ungrouped convolutions with few weights (LeNet's and a small
+/// ResNet's convolutions): the weights are packed once per call, then every image's input planes are zero-padded into a
+/// rented buffer and convolved directly into Y, images split over the threads.
 /// </summary>
+/// <remarks>
+/// A stride (sh, sw) &gt; 1 becomes a stride-1 convolution by the polyphase split of the padded input: phase (a, b) is
+/// the plane q[r, c] = xPad[r·sh + a, c·sw + b], so tap (i, j) of output (r, c) reads phase ((i·dh) mod sh, (j·dw) mod sw)
+/// at (r + ⌊i·dh / sh⌋, c + ⌊j·dw / sw⌋): consecutive outputs read consecutive elements again, and the kernel only sees
+/// a different table of tap offsets (the input-side decomposition of strided convolution used for FFT and Winograd
+/// convolutions, e.g. Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
+/// </remarks>
 internal static partial class ConvOps
 {
     /// <summary>
@@ -25,7 +32,7 @@ internal static partial class ConvOps
 
     /// <summary>Whether <see cref="ConvForwardDirect{T}"/> applies: see the type summary.</summary>
     internal static bool UseDirect(ConvShape s) =>
-        s.Input.Length == 2 && s.Group == 1 && s.Strides[0] == 1 && s.Strides[1] == 1 && s.N > 0 && s.C > 0 && s.M > 0
+        s.Input.Length == 2 && s.Group == 1 && s.N > 0 && s.C > 0 && s.M > 0
         && s.Output[0] > 0 && s.Output[1] >= DirectMinOutputWidth && (long)s.M * s.C * s.KernelSize <= DirectMaxWeights
         && DirectConvAccelerated;
 
@@ -40,9 +47,9 @@ internal static partial class ConvOps
         try
         {
             PackDirectWeights<T>(w, s.M, taps, packed);
-            int hp = s.Output[0] + (s.Kernel[0] - 1) * s.Dilations[0], wp = s.Output[1] + (s.Kernel[1] - 1) * s.Dilations[1];
-            DirectOffsets(s.C, hp, wp, s.Kernel[0], s.Kernel[1], s.Dilations[0], s.Dilations[1], offsets);
-            job.Set(x, packed, offsets, taps, bias, y, s, hp, wp, path);
+            var phases = new DirectPhases(s);
+            phases.Offsets(s.C, s.Kernel[0], s.Kernel[1], s.Dilations[0], s.Dilations[1], offsets);
+            job.Set(x, packed, offsets, taps, bias, y, s, phases, path);
             int chunks = threads <= 1 ? 1 : Math.Min(s.N, threads * DirectItemsPerThread);
             if (chunks == 1) job.Run(0, s.N);
             else ChunkRunner.ForRanges(s.N, chunks, 0, threads, job.Body);
@@ -66,7 +73,8 @@ internal static partial class ConvOps
         private T[] _x = [], _packed = [], _y = [];
         private T[]? _bias;
         private int[] _offsets = [];
-        private int _taps, _hp, _wp;
+        private int _taps;
+        private DirectPhases _phases;
         private ConvShape? _shape;
         private DirectConvPath _path;
 
@@ -77,9 +85,9 @@ internal static partial class ConvOps
 
         public static DirectForwardJob<T> Rent() => Interlocked.Exchange(ref _cached, null) ?? new DirectForwardJob<T>();
 
-        public void Set(T[] x, T[] packed, int[] offsets, int taps, T[]? bias, T[] y, ConvShape shape, int hp, int wp, DirectConvPath path)
+        public void Set(T[] x, T[] packed, int[] offsets, int taps, T[]? bias, T[] y, ConvShape shape, DirectPhases phases, DirectConvPath path)
         {
-            (_x, _packed, _offsets, _taps, _bias, _y, _shape, _hp, _wp, _path) = (x, packed, offsets, taps, bias, y, shape, hp, wp, path);
+            (_x, _packed, _offsets, _taps, _bias, _y, _shape, _phases, _path) = (x, packed, offsets, taps, bias, y, shape, phases, path);
         }
 
         /// <summary>Drops the references to the call's arrays and returns the job to the cache.</summary>
@@ -93,22 +101,95 @@ internal static partial class ConvOps
         public void Run(int first, int end)
         {
             var s = _shape!;
-            int inSize = s.InputSize, outSize = s.OutputSize, padLength = s.C * _hp * _wp;
+            int inSize = s.InputSize, outSize = s.OutputSize, padLength = _phases.Length(s.C);
             T[] pad = ArrayPool<T>.Shared.Rent(padLength + DirectSlack);
             try
             {
                 pad.AsSpan(padLength, DirectSlack).Clear();
                 for (int n = first; n < end; n++)
                 {
-                    PadPlanes(_x, (long)n * s.C * inSize, s.C, s.Input[0], s.Input[1], _hp, _wp, s.PadBegin[0], s.PadBegin[1], pad);
+                    _phases.Fill(_x, (long)n * s.C * inSize, s, pad);
                     DirectConv2DPacked<T>(pad, _packed, _offsets.AsSpan(0, _taps), s.M, _bias, _y.AsSpan((int)((long)n * s.M * outSize), s.M * outSize),
-                        s.Output[0], s.Output[1], _wp, accumulate: false, _path);
+                        s.Output[0], s.Output[1], _phases.Width, accumulate: false, _path);
                 }
             }
             finally
             {
                 ArrayPool<T>.Shared.Return(pad);
             }
+        }
+    }
+
+    /// <summary>
+    /// The padded input planes of a direct convolution: for stride 1 the zero-padded planes (hp × wp), else the polyphase
+    /// planes (see the type's remarks), phase (a, b) of channel ci at ((a·PhaseCols + b)·C + ci)·Height·Width.
+    /// </summary>
+    internal readonly struct DirectPhases
+    {
+        private readonly int _sh, _sw, _phaseRows, _phaseCols;
+
+        public DirectPhases(ConvShape s)
+        {
+            (_sh, _sw) = (s.Strides[0], s.Strides[1]);
+            int spanH = (s.Kernel[0] - 1) * s.Dilations[0], spanW = (s.Kernel[1] - 1) * s.Dilations[1];
+            // Only the phases some tap reads: (i·dh) mod sh takes at most min(sh, span + 1) values.
+            _phaseRows = Math.Min(_sh, spanH + 1);
+            _phaseCols = Math.Min(_sw, spanW + 1);
+            Height = s.Output[0] + spanH / _sh;
+            Width = s.Output[1] + spanW / _sw;
+        }
+
+        /// <summary>Rows of one (phase) plane.</summary>
+        public int Height { get; }
+
+        /// <summary>Columns of one (phase) plane: the row stride of the direct convolution.</summary>
+        public int Width { get; }
+
+        /// <summary>Elements of the planes of <paramref name="channels"/> channels, slack not included.</summary>
+        public int Length(int channels) => _phaseRows * _phaseCols * channels * Height * Width;
+
+        /// <summary>offsets[(ci·kh + i)·kw + j]: where tap (ci, i, j) of output (0, 0) reads.</summary>
+        public void Offsets(int channels, int kh, int kw, int dh, int dw, Span<int> offsets)
+        {
+            int plane = Height * Width;
+            for (int ci = 0; ci < channels; ci++)
+                for (int i = 0; i < kh; i++)
+                    for (int j = 0; j < kw; j++)
+                    {
+                        int phase = (i * dh % _sh) * _phaseCols + j * dw % _sw;
+                        offsets[(ci * kh + i) * kw + j] = (phase * channels + ci) * plane + i * dh / _sh * Width + j * dw / _sw;
+                    }
+        }
+
+        /// <summary>Fills the planes from the C input planes (H × W) at <paramref name="xBase"/>, zero where they read padding.</summary>
+        public void Fill<T>(T[] x, long xBase, ConvShape s, T[] pad) where T : unmanaged, IFloatingPointIeee754<T>
+        {
+            int h = s.Input[0], w = s.Input[1], ph = s.PadBegin[0], pw = s.PadBegin[1];
+            if (_sh == 1 && _sw == 1)
+            {
+                PadPlanes(x, xBase, s.C, h, w, Height, Width, ph, pw, pad);
+                return;
+            }
+            pad.AsSpan(0, Length(s.C)).Clear();
+            int plane = Height * Width;
+            for (int a = 0; a < _phaseRows; a++)
+                for (int b = 0; b < _phaseCols; b++)
+                {
+                    // Columns c of the phase whose input column c·sw + b − pw lies in [0, w).
+                    int c0 = Math.Max(0, (pw - b + _sw - 1) / _sw), c1 = Math.Min(Width, (w - 1 + pw - b) / _sw + 1);
+                    if (w - 1 + pw - b < 0) c1 = 0;
+                    for (int ci = 0; ci < s.C; ci++)
+                    {
+                        var dst = pad.AsSpan(((a * _phaseCols + b) * s.C + ci) * plane, plane);
+                        for (int r = 0; r < Height; r++)
+                        {
+                            int ih = r * _sh + a - ph;
+                            if ((uint)ih >= (uint)h) continue;
+                            long src = xBase + ((long)ci * h + ih) * w + b - pw;
+                            for (int c = c0; c < c1; c++) dst[r * Width + c] = x[src + (long)c * _sw];
+                        }
+                    }
+                }
         }
     }
 }
