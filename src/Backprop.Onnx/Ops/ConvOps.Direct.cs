@@ -92,6 +92,17 @@ internal static partial class ConvOps
         }
     }
 
+    /// <summary>
+    /// Output slots of a direct convolution (rows × ⌈outW / L⌉ for the widest vector L of <typeparamref name="T"/> on
+    /// this path): callers split [0, slots) to share one image among threads.
+    /// </summary>
+    private static int DirectSlots<T>(int outH, int outW, DirectConvPath path) where T : unmanaged
+    {
+        bool wide = path == DirectConvPath.Vector512 || (path == DirectConvPath.Auto && Vector512.IsHardwareAccelerated);
+        int lanes = wide ? Vector512<T>.Count : Vector256<T>.Count;
+        return outH * ((outW + lanes - 1) / lanes);
+    }
+
     /// <summary>Length of the packed weights of <paramref name="outChannels"/> channels with <paramref name="taps"/> taps each.</summary>
     private static int DirectPackedLength(int outChannels, int taps) =>
         (outChannels + DirectBlockChannels - 1) / DirectBlockChannels * DirectBlockChannels * taps;
@@ -121,28 +132,31 @@ internal static partial class ConvOps
                     offsets[(ci * kh + i) * kw + j] = ci * hp * wp + i * dh * wp + j * dw;
     }
 
-    /// <summary><see cref="DirectConv2D{T}"/> with the weights packed by <see cref="PackDirectWeights{T}"/> and the tap offsets given.</summary>
+    /// <summary>
+    /// <see cref="DirectConv2D{T}"/> with the weights packed by <see cref="PackDirectWeights{T}"/> and the tap offsets
+    /// given, for the output slots [<paramref name="slotBegin"/>, <paramref name="slotEnd"/>) only (see <see cref="DirectSlots"/>).
+    /// </summary>
     private static void DirectConv2DPacked<T>(ReadOnlySpan<T> xPad, ReadOnlySpan<T> packed, ReadOnlySpan<int> offsets, int outChannels, ReadOnlySpan<T> bias,
-        Span<T> y, int outH, int outW, int wp, bool accumulate, DirectConvPath path) where T : unmanaged, IFloatingPointIeee754<T>
+        Span<T> y, int outH, int outW, int wp, bool accumulate, DirectConvPath path, int slotBegin = 0, int slotEnd = int.MaxValue) where T : unmanaged, IFloatingPointIeee754<T>
     {
         bool wide = path == DirectConvPath.Vector512 || (path == DirectConvPath.Auto && Vector512.IsHardwareAccelerated);
-        if (wide) DirectConv2DRun<T, Vector512<T>, Simd512<T>>(xPad, packed, offsets, outChannels, bias, y, outH, outW, wp, accumulate);
-        else DirectConv2DRun<T, Vector256<T>, Simd256<T>>(xPad, packed, offsets, outChannels, bias, y, outH, outW, wp, accumulate);
+        if (wide) DirectConv2DRun<T, Vector512<T>, Simd512<T>>(xPad, packed, offsets, outChannels, bias, y, outH, outW, wp, accumulate, slotBegin, slotEnd);
+        else DirectConv2DRun<T, Vector256<T>, Simd256<T>>(xPad, packed, offsets, outChannels, bias, y, outH, outW, wp, accumulate, slotBegin, slotEnd);
     }
 
     private static void DirectConv2DRun<T, TV, TOps>(ReadOnlySpan<T> xPad, ReadOnlySpan<T> packed, ReadOnlySpan<int> offsets, int outChannels, ReadOnlySpan<T> bias,
-        Span<T> y, int outH, int outW, int wp, bool accumulate)
+        Span<T> y, int outH, int outW, int wp, bool accumulate, int slotBegin, int slotEnd)
         where T : unmanaged, IFloatingPointIeee754<T> where TV : struct where TOps : struct, IDirectSimd<TV, T>
     {
         var output = new DirectOutput<T>(y, bias, outChannels, outH, outW, wp, TOps.Count, accumulate);
-        int taps = offsets.Length, blocks = (outChannels + DirectBlockChannels - 1) / DirectBlockChannels, slots = output.Slots;
+        int taps = offsets.Length, blocks = (outChannels + DirectBlockChannels - 1) / DirectBlockChannels, slots = Math.Min(slotEnd, output.Slots);
         ref T x = ref MemoryMarshal.GetReference(xPad);
         ref int off = ref MemoryMarshal.GetReference(offsets);
         ref T w = ref MemoryMarshal.GetReference(packed);
         Span<T> parked = stackalloc T[4 * DirectBlockChannels * TOps.Count];
         ref T sums = ref MemoryMarshal.GetReference(parked);
         Span<int> source = stackalloc int[4], dest = stackalloc int[4], count = stackalloc int[4];
-        int s = 0;
+        int s = slotBegin;
         // Four slots at a time (the input rows they read stay in L1 while every channel block passes over them), then one.
         for (; s + 4 <= slots; s += 4)
         {

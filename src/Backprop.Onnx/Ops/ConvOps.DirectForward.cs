@@ -49,10 +49,14 @@ internal static partial class ConvOps
             PackDirectWeights<T>(w, s.M, taps, packed);
             var phases = new DirectPhases(s);
             phases.Offsets(s.C, s.Kernel[0], s.Kernel[1], s.Dilations[0], s.Dilations[1], offsets);
-            job.Set(x, packed, offsets, taps, bias, y, s, phases, path);
-            int chunks = threads <= 1 ? 1 : Math.Min(s.N, threads * DirectItemsPerThread);
-            if (chunks == 1) job.Run(0, s.N);
-            else ChunkRunner.ForRanges(s.N, chunks, 0, threads, job.Body);
+            // Work items are (image, band of output slots); an image is split into bands only when there are too few images
+            // to give every thread several. Each output is computed the same way whatever the split.
+            int slots = DirectSlots<T>(s.Output[0], s.Output[1], path);
+            int bands = threads <= 1 || s.N >= threads * DirectItemsPerThread ? 1 : Math.Clamp(threads * DirectItemsPerThread / s.N, 1, Math.Max(1, slots / 4));
+            job.Set(x, packed, offsets, taps, bias, y, s, phases, path, slots, bands);
+            int items = s.N * bands, chunks = threads <= 1 ? 1 : Math.Min(items, threads * DirectItemsPerThread);
+            if (chunks == 1) job.Run(0, items);
+            else ChunkRunner.ForRanges(items, chunks, 0, threads, job.Body);
         }
         finally
         {
@@ -73,7 +77,7 @@ internal static partial class ConvOps
         private T[] _x = [], _packed = [], _y = [];
         private T[]? _bias;
         private int[] _offsets = [];
-        private int _taps;
+        private int _taps, _slots, _bands;
         private DirectPhases _phases;
         private ConvShape? _shape;
         private DirectConvPath _path;
@@ -85,9 +89,9 @@ internal static partial class ConvOps
 
         public static DirectForwardJob<T> Rent() => Interlocked.Exchange(ref _cached, null) ?? new DirectForwardJob<T>();
 
-        public void Set(T[] x, T[] packed, int[] offsets, int taps, T[]? bias, T[] y, ConvShape shape, DirectPhases phases, DirectConvPath path)
+        public void Set(T[] x, T[] packed, int[] offsets, int taps, T[]? bias, T[] y, ConvShape shape, DirectPhases phases, DirectConvPath path, int slots, int bands)
         {
-            (_x, _packed, _offsets, _taps, _bias, _y, _shape, _phases, _path) = (x, packed, offsets, taps, bias, y, shape, phases, path);
+            (_x, _packed, _offsets, _taps, _bias, _y, _shape, _phases, _path, _slots, _bands) = (x, packed, offsets, taps, bias, y, shape, phases, path, slots, bands);
         }
 
         /// <summary>Drops the references to the call's arrays and returns the job to the cache.</summary>
@@ -97,7 +101,10 @@ internal static partial class ConvOps
             Volatile.Write(ref _cached, this);
         }
 
-        /// <summary>Images [first, end): pad each image's planes, then convolve them into its output planes.</summary>
+        /// <summary>
+        /// Items [first, end), item = image · bands + band: pad the image's planes (once for its consecutive bands), then
+        /// convolve the band's slots into its output planes.
+        /// </summary>
         public void Run(int first, int end)
         {
             var s = _shape!;
@@ -106,11 +113,16 @@ internal static partial class ConvOps
             try
             {
                 pad.AsSpan(padLength, DirectSlack).Clear();
-                for (int n = first; n < end; n++)
+                int padded = -1;
+                for (int item = first; item < end; item++)
                 {
-                    _phases.Fill(_x, (long)n * s.C * inSize, s, pad);
+                    int n = item / _bands, band = item - n * _bands;
+                    if (n != padded) _phases.Fill(_x, (long)n * s.C * inSize, s, pad);
+                    padded = n;
+                    // Band boundaries on multiples of 4 slots, so the register blocks are the same as in one pass.
+                    int groups = (_slots + 3) / 4, slotBegin = (int)((long)groups * band / _bands) * 4, slotEnd = (int)((long)groups * (band + 1) / _bands) * 4;
                     DirectConv2DPacked<T>(pad, _packed, _offsets.AsSpan(0, _taps), s.M, _bias, _y.AsSpan((int)((long)n * s.M * outSize), s.M * outSize),
-                        s.Output[0], s.Output[1], _phases.Width, accumulate: false, _path);
+                        s.Output[0], s.Output[1], _phases.Width, accumulate: false, _path, slotBegin, slotEnd);
                 }
             }
             finally

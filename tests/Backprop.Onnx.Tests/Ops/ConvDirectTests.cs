@@ -120,6 +120,8 @@ public sealed class ConvDirectTests
         [3, 3, 5, 3, 4, 17, 40, 2, 1, 0, 2, 1, 3, 2],    // strides 3 × 2, odd sizes, asymmetric padding
         [2, 2, 3, 3, 3, 15, 50, 1, 2, 1, 2, 2, 2, 3],    // dilation 2 with strides 2 × 3
         [2, 2, 4, 2, 2, 9, 33, 1, 1, 1, 1, 1, 1, 2],     // stride only along the columns
+        [1, 3, 9, 3, 3, 21, 37, 1, 1, 1, 1, 1],          // one image: threads split its rows
+        [1, 4, 6, 3, 3, 30, 30, 1, 1, 1, 1, 1, 2, 2],    // one strided image
     ];
 
     public static IEnumerable<object[]> ForwardRows()
