@@ -64,9 +64,17 @@ internal static partial class ConvOps
     /// <summary>The shapes of one convolution, resolved from the inputs and the window attributes.</summary>
     internal sealed record ConvShape(int N, int C, int M, int Group, int[] Input, int[] Kernel, int[] Output, int[] Strides, int[] Dilations, int[] PadBegin)
     {
-        public int InputSize => Input.Aggregate(1, (p, d) => p * d);
-        public int OutputSize => Output.Aggregate(1, (p, d) => p * d);
-        public int KernelSize => Kernel.Aggregate(1, (p, d) => p * d);
+        public int InputSize => Product(Input);
+        public int OutputSize => Product(Output);
+        public int KernelSize => Product(Kernel);
+
+        /// <summary>The product of the sizes, without the enumerator LINQ's Aggregate allocates on every call.</summary>
+        private static int Product(int[] sizes)
+        {
+            int p = 1;
+            foreach (int d in sizes) p *= d;
+            return p;
+        }
     }
 
     /// <summary>Conv of float or double tensors: X (N, C, D…), W (M, C/group, k…), optional B (M).</summary>
@@ -105,13 +113,16 @@ internal static partial class ConvOps
     /// </summary>
     internal static void ConvForward<T>(T[] x, T[] w, T[]? bias, T[] y, ConvShape s, int threads, bool allowDirect = true) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        // A separate method: the im2col path's closure would otherwise be allocated on entry, whichever path runs.
+        if (allowDirect && UseDirect(s)) ConvForwardDirect(x, w, bias, y, s, threads);
+        else ConvForwardIm2Col(x, w, bias, y, s, threads);
+    }
+
+    /// <summary><see cref="ConvForward{T}"/> by im2col and GEMM (batched for small images).</summary>
+    private static void ConvForwardIm2Col<T>(T[] x, T[] w, T[]? bias, T[] y, ConvShape s, int threads) where T : unmanaged, IFloatingPointIeee754<T>
+    {
         int cg = s.C / s.Group, mg = s.M / s.Group, inSize = s.InputSize, outSize = s.OutputSize, kSize = s.KernelSize;
         int rows = cg * kSize;
-        if (allowDirect && UseDirect(s))
-        {
-            ConvForwardDirect(x, w, bias, y, s, threads);
-            return;
-        }
         if (UseBatched(s, rows))
         {
             ConvForwardBatched(x, w, bias, y, s, threads);

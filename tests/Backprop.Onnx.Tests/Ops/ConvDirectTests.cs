@@ -172,6 +172,26 @@ public sealed class ConvDirectTests
     }
 
     [TestMethod]
+    public void SteadyStateDirectForwardAllocatesNothing()
+    {
+        // W3 block2 conv1's shape (strided) and block1's (stride 1), one image; one thread runs on this thread alone.
+        foreach (int stride in new[] { 1, 2 })
+        {
+            int outSize = 32 / stride;
+            var shape = new ConvOps.ConvShape(2, 16, 32, 1, [32, 32], [3, 3], [outSize, outSize], [stride, stride], [1, 1], [1, 1]);
+            var x = new float[2 * 16 * 32 * 32];
+            var w = new float[32 * 16 * 9];
+            var b = new float[32];
+            var y = new float[2 * 32 * outSize * outSize];
+            ConvOps.ConvForward(x, w, b, y, shape, 1);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 5; i++) ConvOps.ConvForward(x, w, b, y, shape, 1);
+            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            Assert.AreEqual(0L, allocated, $"stride {stride}: {allocated} bytes allocated by 5 calls");
+        }
+    }
+
+    [TestMethod]
     public void GroupedNarrowAndWideConvolutionsKeepTheIm2ColPath()
     {
         Assert.IsFalse(ConvOps.UseDirect(new ConvOps.ConvShape(2, 16, 32, 2, [32, 32], [3, 3], [32, 32], [1, 1], [1, 1], [1, 1])), "grouped");
