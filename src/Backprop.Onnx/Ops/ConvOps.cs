@@ -51,14 +51,28 @@ internal static partial class ConvOps
         var window = WindowAttributes.Parse(op, requireKernelShape: false);
         long group = op.Node.GetInt("group", 1);
         if (group < 1 || group > int.MaxValue) throw op.Unsupported($"group = {group}");
+        // The shapes resolved for the last input shapes seen (immutable; a training step repeats the same shapes every step).
+        ResolvedConv? last = null;
         return new LambdaKernel(ctx =>
         {
             var x = ctx.RequiredInput(0);
             var w = ctx.RequiredInput(1);
             var b = ctx.Input(2);
             if (w.ElementType != x.ElementType || (b is not null && b.ElementType != x.ElementType)) throw ctx.Invalid("Conv inputs have different element types");
-            ctx.SetOutput(0, Conv(ctx, window, (int)group, x, w, b));
+            var resolved = Volatile.Read(ref last);
+            if (resolved is null || !resolved.Fits(x, w))
+            {
+                resolved = new ResolvedConv(x.Dims.ToArray(), w.Dims.ToArray(), ResolveConv(ctx, window, (int)group, x, w));
+                Volatile.Write(ref last, resolved);
+            }
+            ctx.SetOutput(0, Conv(ctx, resolved.Shape, x, w, b));
         });
+    }
+
+    /// <summary>A convolution's shapes for the input and weight dimensions they were resolved from.</summary>
+    private sealed record ResolvedConv(int[] XDims, int[] WDims, ConvShape Shape)
+    {
+        public bool Fits(OnnxTensor x, OnnxTensor w) => x.Dims.AsSpan().SequenceEqual(XDims) && w.Dims.AsSpan().SequenceEqual(WDims);
     }
 
     /// <summary>The shapes of one convolution, resolved from the inputs and the window attributes.</summary>
@@ -79,8 +93,11 @@ internal static partial class ConvOps
 
     /// <summary>Conv of float or double tensors: X (N, C, D…), W (M, C/group, k…), optional B (M).</summary>
     internal static OnnxTensor Conv(KernelContext ctx, WindowAttributes window, int group, OnnxTensor x, OnnxTensor w, OnnxTensor? b)
+        => Conv(ctx, ResolveConv(ctx, window, group, x, w), x, w, b);
+
+    /// <summary>Conv of float or double tensors whose shapes were resolved into <paramref name="shape"/>.</summary>
+    private static OnnxTensor Conv(KernelContext ctx, ConvShape shape, OnnxTensor x, OnnxTensor w, OnnxTensor? b)
     {
-        var shape = ResolveConv(ctx, window, group, x, w);
         if (b is not null && (b.Rank != 1 || b.Dims[0] != shape.M)) throw ctx.Invalid($"bias of shape [{string.Join(',', b.Dims)}], expected [{shape.M}]");
         var y = ctx.Allocate(x.ElementType, [shape.N, shape.M, .. shape.Output]);
         if (x.ElementType == DataType.Float) ConvForward((float[])x.Buffer, (float[])w.Buffer, (float[]?)b?.Buffer, (float[])y.Buffer, shape, ctx.Options.Threads);
