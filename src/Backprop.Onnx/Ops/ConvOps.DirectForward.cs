@@ -1,5 +1,8 @@
 using System.Buffers;
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Backprop.Onnx.Runtime;
 
 namespace Backprop.Onnx.Ops;
@@ -173,35 +176,59 @@ internal static partial class ConvOps
                     }
         }
 
-        /// <summary>Fills the planes from the C input planes (H × W) at <paramref name="xBase"/>, zero where they read padding.</summary>
+        /// <summary>
+        /// Fills the planes from the C input planes (H × W) at <paramref name="xBase"/>, zero where they read padding: every
+        /// element is written once, row by row (a cleared border, then a copy of the input row or, with a column stride, a
+        /// gather of every sw-th element).
+        /// </summary>
         public void Fill<T>(T[] x, long xBase, ConvShape s, T[] pad) where T : unmanaged, IFloatingPointIeee754<T>
         {
-            int h = s.Input[0], w = s.Input[1], ph = s.PadBegin[0], pw = s.PadBegin[1];
-            if (_sh == 1 && _sw == 1)
+            int h = s.Input[0], w = s.Input[1], ph = s.PadBegin[0], pw = s.PadBegin[1], plane = Height * Width;
+            _ = pad[Length(s.C) - 1];
+            if (s.C > 0) _ = x[xBase + (long)s.C * h * w - 1];
+            ref T input = ref MemoryMarshal.GetArrayDataReference(x);
+            ref T output = ref MemoryMarshal.GetArrayDataReference(pad);
+            for (int b = 0; b < _phaseCols; b++)
             {
-                PadPlanes(x, xBase, s.C, h, w, Height, Width, ph, pw, pad);
-                return;
-            }
-            pad.AsSpan(0, Length(s.C)).Clear();
-            int plane = Height * Width;
-            for (int a = 0; a < _phaseRows; a++)
-                for (int b = 0; b < _phaseCols; b++)
-                {
-                    // Columns c of the phase whose input column c·sw + b − pw lies in [0, w).
-                    int c0 = Math.Max(0, (pw - b + _sw - 1) / _sw), c1 = Math.Min(Width, (w - 1 + pw - b) / _sw + 1);
-                    if (w - 1 + pw - b < 0) c1 = 0;
+                // Columns c of the phase whose input column c·sw + b − pw lies in [0, w).
+                int c0 = Math.Clamp((pw - b + _sw - 1) / _sw, 0, Width), c1 = w - 1 + pw - b < 0 ? 0 : Math.Min(Width, (w - 1 + pw - b) / _sw + 1);
+                if (c1 < c0) c1 = c0;
+                for (int a = 0; a < _phaseRows; a++)
                     for (int ci = 0; ci < s.C; ci++)
                     {
-                        var dst = pad.AsSpan(((a * _phaseCols + b) * s.C + ci) * plane, plane);
+                        ref T phase = ref Unsafe.Add(ref output, ((a * _phaseCols + b) * s.C + ci) * plane);
                         for (int r = 0; r < Height; r++)
                         {
+                            ref T dst = ref Unsafe.Add(ref phase, r * Width);
                             int ih = r * _sh + a - ph;
-                            if ((uint)ih >= (uint)h) continue;
-                            long src = xBase + ((long)ci * h + ih) * w + b - pw;
-                            for (int c = c0; c < c1; c++) dst[r * Width + c] = x[src + (long)c * _sw];
+                            if ((uint)ih >= (uint)h)
+                            {
+                                MemoryMarshal.CreateSpan(ref dst, Width).Clear();
+                                continue;
+                            }
+                            for (int c = 0; c < c0; c++) Unsafe.Add(ref dst, c) = T.Zero;
+                            for (int c = c1; c < Width; c++) Unsafe.Add(ref dst, c) = T.Zero;
+                            if (c1 == c0) continue;
+                            ref T from = ref Unsafe.Add(ref input, (nint)(xBase + ((long)ci * h + ih) * w + c0 * _sw + b - pw));
+                            if (_sw == 1) CopyRow(ref from, ref Unsafe.Add(ref dst, c0), c1 - c0);
+                            else for (int c = 0; c < c1 - c0; c++) Unsafe.Add(ref dst, c0 + c) = Unsafe.Add(ref from, c * _sw);
                         }
                     }
-                }
+            }
+        }
+
+        /// <summary>Copies n elements with 256-bit vectors (the last one overlapping), without a call per short row.</summary>
+        private static void CopyRow<T>(ref T from, ref T to, int n) where T : unmanaged
+        {
+            int l = Vector256<T>.Count;
+            if (!Vector256.IsHardwareAccelerated || n < l)
+            {
+                for (int e = 0; e < n; e++) Unsafe.Add(ref to, e) = Unsafe.Add(ref from, e);
+                return;
+            }
+            int i = 0;
+            for (; i <= n - l; i += l) Vector256.LoadUnsafe(ref from, (nuint)i).StoreUnsafe(ref to, (nuint)i);
+            if (i < n) Vector256.LoadUnsafe(ref from, (nuint)(n - l)).StoreUnsafe(ref to, (nuint)(n - l));
         }
     }
 }

@@ -2,6 +2,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Backprop.Onnx.Ops;
 
@@ -27,6 +28,12 @@ internal static partial class ConvOps
         static abstract TV MultiplyAdd(TV a, TV b, TV c);
 
         static abstract TV Add(TV a, TV b);
+
+        /// <summary>The first <paramref name="count"/> (&lt; Count) elements at <paramref name="source"/>, zeros after; reads nothing past them.</summary>
+        static abstract TV LoadPartial(ref T source, int count);
+
+        /// <summary>Stores the first <paramref name="count"/> (&lt; Count) lanes; writes nothing past them.</summary>
+        static abstract void StorePartial(TV value, ref T destination, int count);
     }
 
     private readonly struct Simd512<T> : IDirectSimd<Vector512<T>, T> where T : unmanaged, IFloatingPointIeee754<T>
@@ -52,6 +59,34 @@ internal static partial class ConvOps
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<T> Add(Vector512<T> a, Vector512<T> b) => a + b;
+
+        // AVX-512 masked loads and stores suppress faults and writes in the masked-off lanes (Intel SDM, VMOVUPS with a mask).
+        public static unsafe Vector512<T> LoadPartial(ref T source, int count)
+        {
+            fixed (T* p = &source)
+            {
+                if (Avx512F.IsSupported && typeof(T) == typeof(float))
+                    return Avx512F.MaskLoad((float*)p, Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).AsSingle(), Vector512<float>.Zero).As<float, T>();
+                if (Avx512F.IsSupported && typeof(T) == typeof(double))
+                    return Avx512F.MaskLoad((double*)p, Vector512.LessThan(Vector512<long>.Indices, Vector512.Create((long)count)).AsDouble(), Vector512<double>.Zero).As<double, T>();
+                var lanes = Vector512<T>.Zero;
+                for (int e = 0; e < count; e++) lanes = lanes.WithElement(e, p[e]);
+                return lanes;
+            }
+        }
+
+        public static unsafe void StorePartial(Vector512<T> value, ref T destination, int count)
+        {
+            fixed (T* p = &destination)
+            {
+                if (Avx512F.IsSupported && typeof(T) == typeof(float))
+                    Avx512F.MaskStore((float*)p, Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).AsSingle(), value.AsSingle());
+                else if (Avx512F.IsSupported && typeof(T) == typeof(double))
+                    Avx512F.MaskStore((double*)p, Vector512.LessThan(Vector512<long>.Indices, Vector512.Create((long)count)).AsDouble(), value.AsDouble());
+                else
+                    for (int e = 0; e < count; e++) p[e] = value.GetElement(e);
+            }
+        }
     }
 
     private readonly struct Simd256<T> : IDirectSimd<Vector256<T>, T> where T : unmanaged, IFloatingPointIeee754<T>
@@ -77,6 +112,34 @@ internal static partial class ConvOps
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<T> Add(Vector256<T> a, Vector256<T> b) => a + b;
+
+        // VMASKMOVPS/PD leave masked-off lanes alone and do not fault on them (Intel SDM, VMASKMOV).
+        public static unsafe Vector256<T> LoadPartial(ref T source, int count)
+        {
+            fixed (T* p = &source)
+            {
+                if (Avx.IsSupported && typeof(T) == typeof(float))
+                    return Avx.MaskLoad((float*)p, Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(count)).AsSingle()).As<float, T>();
+                if (Avx.IsSupported && typeof(T) == typeof(double))
+                    return Avx.MaskLoad((double*)p, Vector256.LessThan(Vector256<long>.Indices, Vector256.Create((long)count)).AsDouble()).As<double, T>();
+                var lanes = Vector256<T>.Zero;
+                for (int e = 0; e < count; e++) lanes = lanes.WithElement(e, p[e]);
+                return lanes;
+            }
+        }
+
+        public static unsafe void StorePartial(Vector256<T> value, ref T destination, int count)
+        {
+            fixed (T* p = &destination)
+            {
+                if (Avx.IsSupported && typeof(T) == typeof(float))
+                    Avx.MaskStore((float*)p, Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(count)).AsSingle(), value.AsSingle());
+                else if (Avx.IsSupported && typeof(T) == typeof(double))
+                    Avx.MaskStore((double*)p, Vector256.LessThan(Vector256<long>.Indices, Vector256.Create((long)count)).AsDouble(), value.AsDouble());
+                else
+                    for (int e = 0; e < count; e++) p[e] = value.GetElement(e);
+            }
+        }
     }
 
     /// <summary>
@@ -134,20 +197,19 @@ internal static partial class ConvOps
                     ref T src = ref Unsafe.Add(ref sums, (k * slots + v) * _lanes);
                     int n = count[v];
                     var dst = _y.Slice(co * _plane + dest[v], n);
+                    TV sum = TOps.Load(ref src, 0);
+                    if (hasBias) sum = TOps.Add(sum, TOps.Broadcast(b));
+                    ref T d = ref MemoryMarshal.GetReference(dst);
                     if (n == _lanes)
                     {
-                        TV sum = TOps.Load(ref src, 0);
-                        if (hasBias) sum = TOps.Add(sum, TOps.Broadcast(b));
-                        ref T d = ref MemoryMarshal.GetReference(dst);
                         if (_accumulate) sum = TOps.Add(TOps.Load(ref d, 0), sum);
                         TOps.Store(sum, ref d, 0);
-                        continue;
                     }
-                    for (int e = 0; e < n; e++)
+                    else
                     {
-                        T value = Unsafe.Add(ref src, e);
-                        if (hasBias) value += b;
-                        dst[e] = _accumulate ? dst[e] + value : value;
+                        // Masked: the lanes past the row are neither read nor written (they may belong to another thread's band).
+                        if (_accumulate) sum = TOps.Add(TOps.LoadPartial(ref d, n), sum);
+                        TOps.StorePartial(sum, ref d, n);
                     }
                 }
             }

@@ -122,6 +122,8 @@ public sealed class ConvDirectTests
         [2, 2, 4, 2, 2, 9, 33, 1, 1, 1, 1, 1, 1, 2],     // stride only along the columns
         [1, 3, 9, 3, 3, 21, 37, 1, 1, 1, 1, 1],          // one image: threads split its rows
         [1, 4, 6, 3, 3, 30, 30, 1, 1, 1, 1, 1, 2, 2],    // one strided image
+        [2, 2, 3, 3, 3, 3, 3, 6, 7, 5, 6, 1],            // padding wider than the image
+        [2, 2, 3, 3, 3, 3, 5, 6, 7, 5, 6, 1, 2, 2],      // the same, strided
     ];
 
     public static IEnumerable<object[]> ForwardRows()
