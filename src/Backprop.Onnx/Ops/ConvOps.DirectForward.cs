@@ -211,9 +211,29 @@ internal static partial class ConvOps
                             if (c1 == c0) continue;
                             ref T from = ref Unsafe.Add(ref input, (nint)(xBase + ((long)ci * h + ih) * w + c0 * _sw + b - pw));
                             if (_sw == 1) CopyRow(ref from, ref Unsafe.Add(ref dst, c0), c1 - c0);
-                            else for (int c = 0; c < c1 - c0; c++) Unsafe.Add(ref dst, c0 + c) = Unsafe.Add(ref from, c * _sw);
+                            else Gather(ref from, ref Unsafe.Add(ref dst, c0), c1 - c0, _sw);
                         }
                     }
+            }
+        }
+
+        /// <summary>to[c] = from[c·stride] for c &lt; n, four at a time.</summary>
+        private static void Gather<T>(ref T from, ref T to, int n, int stride) where T : unmanaged
+        {
+            int c = 0;
+            for (; c + 4 <= n; c += 4)
+            {
+                T v0 = from, v1 = Unsafe.Add(ref from, stride), v2 = Unsafe.Add(ref from, 2 * stride), v3 = Unsafe.Add(ref from, 3 * stride);
+                Unsafe.Add(ref to, c) = v0;
+                Unsafe.Add(ref to, c + 1) = v1;
+                Unsafe.Add(ref to, c + 2) = v2;
+                Unsafe.Add(ref to, c + 3) = v3;
+                from = ref Unsafe.Add(ref from, 4 * stride);
+            }
+            for (; c < n; c++)
+            {
+                Unsafe.Add(ref to, c) = from;
+                from = ref Unsafe.Add(ref from, stride);
             }
         }
 
