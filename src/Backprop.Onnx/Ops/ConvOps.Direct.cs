@@ -92,6 +92,17 @@ internal static partial class ConvOps
         }
     }
 
+    /// <summary>
+    /// Output slots of a direct convolution (rows × ⌈outW / L⌉ for the widest vector L of <typeparamref name="T"/> on
+    /// this path): callers split [0, slots) to share one image among threads.
+    /// </summary>
+    private static int DirectSlots<T>(int outH, int outW, DirectConvPath path) where T : unmanaged
+    {
+        bool wide = path == DirectConvPath.Vector512 || (path == DirectConvPath.Auto && Vector512.IsHardwareAccelerated);
+        int lanes = wide ? Vector512<T>.Count : Vector256<T>.Count;
+        return outH * ((outW + lanes - 1) / lanes);
+    }
+
     /// <summary>Length of the packed weights of <paramref name="outChannels"/> channels with <paramref name="taps"/> taps each.</summary>
     private static int DirectPackedLength(int outChannels, int taps) =>
         (outChannels + DirectBlockChannels - 1) / DirectBlockChannels * DirectBlockChannels * taps;
@@ -121,42 +132,60 @@ internal static partial class ConvOps
                     offsets[(ci * kh + i) * kw + j] = ci * hp * wp + i * dh * wp + j * dw;
     }
 
-    /// <summary><see cref="DirectConv2D{T}"/> with the weights packed by <see cref="PackDirectWeights{T}"/> and the tap offsets given.</summary>
+    /// <summary>
+    /// <see cref="DirectConv2D{T}"/> with the weights packed by <see cref="PackDirectWeights{T}"/> and the tap offsets
+    /// given, for the output slots [<paramref name="slotBegin"/>, <paramref name="slotEnd"/>) only (see <see cref="DirectSlots"/>).
+    /// </summary>
     private static void DirectConv2DPacked<T>(ReadOnlySpan<T> xPad, ReadOnlySpan<T> packed, ReadOnlySpan<int> offsets, int outChannels, ReadOnlySpan<T> bias,
-        Span<T> y, int outH, int outW, int wp, bool accumulate, DirectConvPath path) where T : unmanaged, IFloatingPointIeee754<T>
+        Span<T> y, int outH, int outW, int wp, bool accumulate, DirectConvPath path, int slotBegin = 0, int slotEnd = int.MaxValue) where T : unmanaged, IFloatingPointIeee754<T>
     {
         bool wide = path == DirectConvPath.Vector512 || (path == DirectConvPath.Auto && Vector512.IsHardwareAccelerated);
-        if (wide) DirectConv2DRun<T, Vector512<T>, Simd512<T>>(xPad, packed, offsets, outChannels, bias, y, outH, outW, wp, accumulate);
-        else DirectConv2DRun<T, Vector256<T>, Simd256<T>>(xPad, packed, offsets, outChannels, bias, y, outH, outW, wp, accumulate);
+        if (wide) DirectConv2DRun<T, Vector512<T>, Simd512<T>>(xPad, packed, offsets, outChannels, bias, y, outH, outW, wp, accumulate, slotBegin, slotEnd);
+        else DirectConv2DRun<T, Vector256<T>, Simd256<T>>(xPad, packed, offsets, outChannels, bias, y, outH, outW, wp, accumulate, slotBegin, slotEnd);
     }
 
     private static void DirectConv2DRun<T, TV, TOps>(ReadOnlySpan<T> xPad, ReadOnlySpan<T> packed, ReadOnlySpan<int> offsets, int outChannels, ReadOnlySpan<T> bias,
-        Span<T> y, int outH, int outW, int wp, bool accumulate)
+        Span<T> y, int outH, int outW, int wp, bool accumulate, int slotBegin, int slotEnd)
         where T : unmanaged, IFloatingPointIeee754<T> where TV : struct where TOps : struct, IDirectSimd<TV, T>
     {
         var output = new DirectOutput<T>(y, bias, outChannels, outH, outW, wp, TOps.Count, accumulate);
-        int taps = offsets.Length, blocks = (outChannels + DirectBlockChannels - 1) / DirectBlockChannels, slots = output.Slots;
+        int taps = offsets.Length, blocks = (outChannels + DirectBlockChannels - 1) / DirectBlockChannels, slots = Math.Min(slotEnd, output.Slots);
         ref T x = ref MemoryMarshal.GetReference(xPad);
         ref int off = ref MemoryMarshal.GetReference(offsets);
         ref T w = ref MemoryMarshal.GetReference(packed);
-        int s = 0;
+        Span<T> parked = stackalloc T[4 * DirectBlockChannels * TOps.Count];
+        ref T sums = ref MemoryMarshal.GetReference(parked);
+        Span<int> source = stackalloc int[4], dest = stackalloc int[4], count = stackalloc int[4];
+        int s = slotBegin;
         // Four slots at a time (the input rows they read stay in L1 while every channel block passes over them), then one.
         for (; s + 4 <= slots; s += 4)
+        {
+            for (int v = 0; v < 4; v++) output.Slot(s + v, out source[v], out dest[v], out count[v]);
             for (int cb = 0; cb < blocks; cb++)
-                DirectBlock4x4<T, TV, TOps>(ref x, ref off, taps, ref Unsafe.Add(ref w, cb * taps * DirectBlockChannels), ref output, cb * DirectBlockChannels, s);
+            {
+                DirectBlock4x4<T, TV, TOps>(ref Unsafe.Add(ref x, source[0]), ref Unsafe.Add(ref x, source[1]), ref Unsafe.Add(ref x, source[2]), ref Unsafe.Add(ref x, source[3]),
+                    ref off, taps, ref Unsafe.Add(ref w, cb * taps * DirectBlockChannels), ref sums);
+                output.Put<TV, TOps>(ref sums, cb * DirectBlockChannels, dest, count);
+            }
+        }
         for (; s < slots; s++)
+        {
+            output.Slot(s, out source[0], out dest[0], out count[0]);
             for (int cb = 0; cb < blocks; cb++)
-                DirectBlock4x1<T, TV, TOps>(ref x, ref off, taps, ref Unsafe.Add(ref w, cb * taps * DirectBlockChannels), ref output, cb * DirectBlockChannels, s);
+            {
+                DirectBlock4x1<T, TV, TOps>(ref Unsafe.Add(ref x, source[0]), ref off, taps, ref Unsafe.Add(ref w, cb * taps * DirectBlockChannels), ref sums);
+                output.Put<TV, TOps>(ref sums, cb * DirectBlockChannels, dest[..1], count[..1]);
+            }
+        }
     }
 
-    /// <summary>Output channels co0..co0+3 at slots s..s+3: 16 accumulators, 4 input loads and 4 weight broadcasts per tap.</summary>
-    private static void DirectBlock4x4<T, TV, TOps>(ref T x, ref int off, int taps, ref T w, ref DirectOutput<T> output, int co0, int s)
+    /// <summary>
+    /// One channel block at four slots reading from x0..x3: 16 accumulators, 4 input loads and 4 weight broadcasts per
+    /// tap; the sums are parked at sums[(k·4 + v)·L] for channel k, slot v (no call while they are in registers).
+    /// </summary>
+    private static void DirectBlock4x4<T, TV, TOps>(ref T x0, ref T x1, ref T x2, ref T x3, ref int off, int taps, ref T w, ref T sums)
         where T : unmanaged, IFloatingPointIeee754<T> where TV : struct where TOps : struct, IDirectSimd<TV, T>
     {
-        ref T x0 = ref Unsafe.Add(ref x, output.Source(s));
-        ref T x1 = ref Unsafe.Add(ref x, output.Source(s + 1));
-        ref T x2 = ref Unsafe.Add(ref x, output.Source(s + 2));
-        ref T x3 = ref Unsafe.Add(ref x, output.Source(s + 3));
         TV a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default;
         TV a20 = default, a21 = default, a22 = default, a23 = default, a30 = default, a31 = default, a32 = default, a33 = default;
         for (int t = 0; t < taps; t++)
@@ -173,17 +202,18 @@ internal static partial class ConvOps
             b = TOps.Broadcast(Unsafe.Add(ref wt, 3));
             a30 = TOps.MultiplyAdd(b, v0, a30); a31 = TOps.MultiplyAdd(b, v1, a31); a32 = TOps.MultiplyAdd(b, v2, a32); a33 = TOps.MultiplyAdd(b, v3, a33);
         }
-        output.Put<TV, TOps>(a00, co0, s); output.Put<TV, TOps>(a01, co0, s + 1); output.Put<TV, TOps>(a02, co0, s + 2); output.Put<TV, TOps>(a03, co0, s + 3);
-        output.Put<TV, TOps>(a10, co0 + 1, s); output.Put<TV, TOps>(a11, co0 + 1, s + 1); output.Put<TV, TOps>(a12, co0 + 1, s + 2); output.Put<TV, TOps>(a13, co0 + 1, s + 3);
-        output.Put<TV, TOps>(a20, co0 + 2, s); output.Put<TV, TOps>(a21, co0 + 2, s + 1); output.Put<TV, TOps>(a22, co0 + 2, s + 2); output.Put<TV, TOps>(a23, co0 + 2, s + 3);
-        output.Put<TV, TOps>(a30, co0 + 3, s); output.Put<TV, TOps>(a31, co0 + 3, s + 1); output.Put<TV, TOps>(a32, co0 + 3, s + 2); output.Put<TV, TOps>(a33, co0 + 3, s + 3);
+        // Park the sums for the caller's store: a call made here with 16 vectors live makes the JIT spill them inside the loop.
+        int l = TOps.Count;
+        TOps.Store(a00, ref sums, 0); TOps.Store(a01, ref sums, l); TOps.Store(a02, ref sums, 2 * l); TOps.Store(a03, ref sums, 3 * l);
+        TOps.Store(a10, ref sums, 4 * l); TOps.Store(a11, ref sums, 5 * l); TOps.Store(a12, ref sums, 6 * l); TOps.Store(a13, ref sums, 7 * l);
+        TOps.Store(a20, ref sums, 8 * l); TOps.Store(a21, ref sums, 9 * l); TOps.Store(a22, ref sums, 10 * l); TOps.Store(a23, ref sums, 11 * l);
+        TOps.Store(a30, ref sums, 12 * l); TOps.Store(a31, ref sums, 13 * l); TOps.Store(a32, ref sums, 14 * l); TOps.Store(a33, ref sums, 15 * l);
     }
 
-    /// <summary>Output channels co0..co0+3 at slot s alone (the slots left over after the blocks of four).</summary>
-    private static void DirectBlock4x1<T, TV, TOps>(ref T x, ref int off, int taps, ref T w, ref DirectOutput<T> output, int co0, int s)
+    /// <summary>One channel block at one slot (those left after the groups of four); sums parked at sums[k·L].</summary>
+    private static void DirectBlock4x1<T, TV, TOps>(ref T x0, ref int off, int taps, ref T w, ref T sums)
         where T : unmanaged, IFloatingPointIeee754<T> where TV : struct where TOps : struct, IDirectSimd<TV, T>
     {
-        ref T x0 = ref Unsafe.Add(ref x, output.Source(s));
         TV a0 = default, a1 = default, a2 = default, a3 = default;
         for (int t = 0; t < taps; t++)
         {
@@ -194,9 +224,7 @@ internal static partial class ConvOps
             a2 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref wt, 2)), v, a2);
             a3 = TOps.MultiplyAdd(TOps.Broadcast(Unsafe.Add(ref wt, 3)), v, a3);
         }
-        output.Put<TV, TOps>(a0, co0, s);
-        output.Put<TV, TOps>(a1, co0 + 1, s);
-        output.Put<TV, TOps>(a2, co0 + 2, s);
-        output.Put<TV, TOps>(a3, co0 + 3, s);
+        int l = TOps.Count;
+        TOps.Store(a0, ref sums, 0); TOps.Store(a1, ref sums, l); TOps.Store(a2, ref sums, 2 * l); TOps.Store(a3, ref sums, 3 * l);
     }
 }

@@ -2,6 +2,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Backprop.Onnx.Ops;
 
@@ -28,7 +29,11 @@ internal static partial class ConvOps
 
         static abstract TV Add(TV a, TV b);
 
-        static abstract T Element(TV value, int index);
+        /// <summary>The first <paramref name="count"/> (&lt; Count) elements at <paramref name="source"/>, zeros after; reads nothing past them.</summary>
+        static abstract TV LoadPartial(ref T source, int count);
+
+        /// <summary>Stores the first <paramref name="count"/> (&lt; Count) lanes; writes nothing past them.</summary>
+        static abstract void StorePartial(TV value, ref T destination, int count);
     }
 
     private readonly struct Simd512<T> : IDirectSimd<Vector512<T>, T> where T : unmanaged, IFloatingPointIeee754<T>
@@ -55,7 +60,33 @@ internal static partial class ConvOps
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<T> Add(Vector512<T> a, Vector512<T> b) => a + b;
 
-        public static T Element(Vector512<T> value, int index) => value.GetElement(index);
+        // AVX-512 masked loads and stores suppress faults and writes in the masked-off lanes (Intel SDM, VMOVUPS with a mask).
+        public static unsafe Vector512<T> LoadPartial(ref T source, int count)
+        {
+            fixed (T* p = &source)
+            {
+                if (Avx512F.IsSupported && typeof(T) == typeof(float))
+                    return Avx512F.MaskLoad((float*)p, Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).AsSingle(), Vector512<float>.Zero).As<float, T>();
+                if (Avx512F.IsSupported && typeof(T) == typeof(double))
+                    return Avx512F.MaskLoad((double*)p, Vector512.LessThan(Vector512<long>.Indices, Vector512.Create((long)count)).AsDouble(), Vector512<double>.Zero).As<double, T>();
+                var lanes = Vector512<T>.Zero;
+                for (int e = 0; e < count; e++) lanes = lanes.WithElement(e, p[e]);
+                return lanes;
+            }
+        }
+
+        public static unsafe void StorePartial(Vector512<T> value, ref T destination, int count)
+        {
+            fixed (T* p = &destination)
+            {
+                if (Avx512F.IsSupported && typeof(T) == typeof(float))
+                    Avx512F.MaskStore((float*)p, Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(count)).AsSingle(), value.AsSingle());
+                else if (Avx512F.IsSupported && typeof(T) == typeof(double))
+                    Avx512F.MaskStore((double*)p, Vector512.LessThan(Vector512<long>.Indices, Vector512.Create((long)count)).AsDouble(), value.AsDouble());
+                else
+                    for (int e = 0; e < count; e++) p[e] = value.GetElement(e);
+            }
+        }
     }
 
     private readonly struct Simd256<T> : IDirectSimd<Vector256<T>, T> where T : unmanaged, IFloatingPointIeee754<T>
@@ -82,7 +113,33 @@ internal static partial class ConvOps
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<T> Add(Vector256<T> a, Vector256<T> b) => a + b;
 
-        public static T Element(Vector256<T> value, int index) => value.GetElement(index);
+        // VMASKMOVPS/PD leave masked-off lanes alone and do not fault on them (Intel SDM, VMASKMOV).
+        public static unsafe Vector256<T> LoadPartial(ref T source, int count)
+        {
+            fixed (T* p = &source)
+            {
+                if (Avx.IsSupported && typeof(T) == typeof(float))
+                    return Avx.MaskLoad((float*)p, Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(count)).AsSingle()).As<float, T>();
+                if (Avx.IsSupported && typeof(T) == typeof(double))
+                    return Avx.MaskLoad((double*)p, Vector256.LessThan(Vector256<long>.Indices, Vector256.Create((long)count)).AsDouble()).As<double, T>();
+                var lanes = Vector256<T>.Zero;
+                for (int e = 0; e < count; e++) lanes = lanes.WithElement(e, p[e]);
+                return lanes;
+            }
+        }
+
+        public static unsafe void StorePartial(Vector256<T> value, ref T destination, int count)
+        {
+            fixed (T* p = &destination)
+            {
+                if (Avx.IsSupported && typeof(T) == typeof(float))
+                    Avx.MaskStore((float*)p, Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(count)).AsSingle(), value.AsSingle());
+                else if (Avx.IsSupported && typeof(T) == typeof(double))
+                    Avx.MaskStore((double*)p, Vector256.LessThan(Vector256<long>.Indices, Vector256.Create((long)count)).AsDouble(), value.AsDouble());
+                else
+                    for (int e = 0; e < count; e++) p[e] = value.GetElement(e);
+            }
+        }
     }
 
     /// <summary>
@@ -113,29 +170,49 @@ internal static partial class ConvOps
 
         public int Slots { get; }
 
-        /// <summary>Where slot s starts in a padded input plane.</summary>
-        public readonly int Source(int s)
+        /// <summary>Slot s: where it starts in a padded input plane, where its lanes go in an output plane, how many are kept.</summary>
+        public readonly void Slot(int s, out int source, out int dest, out int count)
         {
-            int r = s / _slotsPerRow;
-            return r * _wp + (s - r * _slotsPerRow) * _lanes;
+            int r = s / _slotsPerRow, c0 = (s - r * _slotsPerRow) * _lanes;
+            source = r * _wp + c0;
+            dest = r * _outW + c0;
+            count = Math.Min(_lanes, _outW - c0);
         }
 
-        /// <summary>Stores the sums of channel co at slot s: + bias, + y when accumulating; lanes past outW and channels past the end are dropped.</summary>
-        public readonly void Put<TV, TOps>(TV sums, int co, int s) where TV : struct where TOps : struct, IDirectSimd<TV, T>
+        /// <summary>
+        /// Stores the parked sums of channels co0..co0+3 (sums[(k·slots + v)·L] for channel k, slot v): + bias, + y when
+        /// accumulating, lanes past each slot's count and channels past the end dropped.
+        /// </summary>
+        public readonly void Put<TV, TOps>(ref T sums, int co0, ReadOnlySpan<int> dest, ReadOnlySpan<int> count) where TV : struct where TOps : struct, IDirectSimd<TV, T>
         {
-            if (co >= _outChannels) return;
-            int r = s / _slotsPerRow, c0 = (s - r * _slotsPerRow) * _lanes, n = Math.Min(_lanes, _outW - c0);
-            if (!_bias.IsEmpty) sums = TOps.Add(sums, TOps.Broadcast(_bias[co]));
-            int index = co * _plane + r * _outW + c0;
-            if (n == _lanes)
+            int slots = dest.Length;
+            for (int k = 0; k < DirectBlockChannels; k++)
             {
-                ref T dst = ref MemoryMarshal.GetReference(_y.Slice(index, n));
-                if (_accumulate) sums = TOps.Add(TOps.Load(ref dst, 0), sums);
-                TOps.Store(sums, ref dst, 0);
-                return;
+                int co = co0 + k;
+                if (co >= _outChannels) return;
+                bool hasBias = !_bias.IsEmpty;
+                T b = hasBias ? _bias[co] : T.Zero;
+                for (int v = 0; v < slots; v++)
+                {
+                    ref T src = ref Unsafe.Add(ref sums, (k * slots + v) * _lanes);
+                    int n = count[v];
+                    var dst = _y.Slice(co * _plane + dest[v], n);
+                    TV sum = TOps.Load(ref src, 0);
+                    if (hasBias) sum = TOps.Add(sum, TOps.Broadcast(b));
+                    ref T d = ref MemoryMarshal.GetReference(dst);
+                    if (n == _lanes)
+                    {
+                        if (_accumulate) sum = TOps.Add(TOps.Load(ref d, 0), sum);
+                        TOps.Store(sum, ref d, 0);
+                    }
+                    else
+                    {
+                        // Masked: the lanes past the row are neither read nor written (they may belong to another thread's band).
+                        if (_accumulate) sum = TOps.Add(TOps.LoadPartial(ref d, n), sum);
+                        TOps.StorePartial(sum, ref d, n);
+                    }
+                }
             }
-            var row = _y.Slice(index, n);
-            for (int e = 0; e < n; e++) row[e] = _accumulate ? row[e] + TOps.Element(sums, e) : TOps.Element(sums, e);
         }
     }
 }

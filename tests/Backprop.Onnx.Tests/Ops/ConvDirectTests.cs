@@ -103,7 +103,7 @@ public sealed class ConvDirectTests
         ConvOps.DirectConv2D<float>(padded, 2, 5, 5, w, 3, 3, 3, 1, 1, [], y, 3, 3, false);
     }
 
-    /// <summary>N, C, M, kh, kw, H, W, pad top, pad left, pad bottom, pad right, dilation.</summary>
+    /// <summary>N, C, M, kh, kw, H, W, pad top, pad left, pad bottom, pad right, dilation[, stride rows, stride columns].</summary>
     private static readonly int[][] ForwardCases =
     [
         [4, 1, 6, 5, 5, 28, 28, 2, 2, 2, 2, 1],      // W2 conv1
@@ -115,6 +115,15 @@ public sealed class ConvDirectTests
         [3, 2, 7, 3, 3, 11, 19, 1, 2, 0, 1, 2],      // dilation 2
         [2, 4, 3, 1, 1, 6, 21, 0, 0, 0, 0, 1],       // pointwise
         [2, 2, 3, 3, 3, 10, 12, -1, 0, 0, -1, 1],    // negative pads crop the input
+        [2, 16, 32, 3, 3, 32, 32, 1, 1, 1, 1, 1, 2, 2],  // W3 block2 conv1, stride 2
+        [2, 16, 32, 1, 1, 32, 32, 0, 0, 0, 0, 1, 2, 2],  // W3 shortcut, 1×1 stride 2
+        [3, 3, 5, 3, 4, 17, 40, 2, 1, 0, 2, 1, 3, 2],    // strides 3 × 2, odd sizes, asymmetric padding
+        [2, 2, 3, 3, 3, 15, 50, 1, 2, 1, 2, 2, 2, 3],    // dilation 2 with strides 2 × 3
+        [2, 2, 4, 2, 2, 9, 33, 1, 1, 1, 1, 1, 1, 2],     // stride only along the columns
+        [1, 3, 9, 3, 3, 21, 37, 1, 1, 1, 1, 1],          // one image: threads split its rows
+        [1, 4, 6, 3, 3, 30, 30, 1, 1, 1, 1, 1, 2, 2],    // one strided image
+        [2, 2, 3, 3, 3, 3, 3, 6, 7, 5, 6, 1],            // padding wider than the image
+        [2, 2, 3, 3, 3, 3, 5, 6, 7, 5, 6, 1, 2, 2],      // the same, strided
     ];
 
     public static IEnumerable<object[]> ForwardRows()
@@ -136,8 +145,9 @@ public sealed class ConvDirectTests
     {
         var p = ForwardCases[index];
         int n = p[0], c = p[1], m = p[2], kh = p[3], kw = p[4], h = p[5], wd = p[6], dil = p[11];
-        int outH = h + p[7] + p[9] - (kh - 1) * dil, outW = wd + p[8] + p[10] - (kw - 1) * dil;
-        var shape = new ConvOps.ConvShape(n, c, m, 1, [h, wd], [kh, kw], [outH, outW], [1, 1], [dil, dil], [p[7], p[8]]);
+        int sh = p.Length > 12 ? p[12] : 1, sw = p.Length > 12 ? p[13] : 1;
+        int outH = (h + p[7] + p[9] - (kh - 1) * dil - 1) / sh + 1, outW = (wd + p[8] + p[10] - (kw - 1) * dil - 1) / sw + 1;
+        var shape = new ConvOps.ConvShape(n, c, m, 1, [h, wd], [kh, kw], [outH, outW], [sh, sw], [dil, dil], [p[7], p[8]]);
         if (!ConvOps.DirectConvAccelerated) return;
         Assert.IsTrue(ConvOps.UseDirect(shape), $"case {index} should take the direct path");
         int seed = 200 + index;
@@ -164,9 +174,28 @@ public sealed class ConvDirectTests
     }
 
     [TestMethod]
-    public void StridedGroupedAndNarrowConvolutionsKeepTheIm2ColPath()
+    public void SteadyStateDirectForwardAllocatesNothing()
     {
-        Assert.IsFalse(ConvOps.UseDirect(new ConvOps.ConvShape(2, 16, 32, 1, [32, 32], [3, 3], [16, 16], [2, 2], [1, 1], [1, 1])), "stride 2");
+        // W3 block2 conv1's shape (strided) and block1's (stride 1), one image; one thread runs on this thread alone.
+        foreach (int stride in new[] { 1, 2 })
+        {
+            int outSize = 32 / stride;
+            var shape = new ConvOps.ConvShape(2, 16, 32, 1, [32, 32], [3, 3], [outSize, outSize], [stride, stride], [1, 1], [1, 1]);
+            var x = new float[2 * 16 * 32 * 32];
+            var w = new float[32 * 16 * 9];
+            var b = new float[32];
+            var y = new float[2 * 32 * outSize * outSize];
+            ConvOps.ConvForward(x, w, b, y, shape, 1);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 5; i++) ConvOps.ConvForward(x, w, b, y, shape, 1);
+            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            Assert.AreEqual(0L, allocated, $"stride {stride}: {allocated} bytes allocated by 5 calls");
+        }
+    }
+
+    [TestMethod]
+    public void GroupedNarrowAndWideConvolutionsKeepTheIm2ColPath()
+    {
         Assert.IsFalse(ConvOps.UseDirect(new ConvOps.ConvShape(2, 16, 32, 2, [32, 32], [3, 3], [32, 32], [1, 1], [1, 1], [1, 1])), "grouped");
         Assert.IsFalse(ConvOps.UseDirect(new ConvOps.ConvShape(2, 16, 32, 1, [4, 4], [3, 3], [4, 4], [1, 1], [1, 1], [1, 1])), "narrow rows");
         Assert.IsFalse(ConvOps.UseDirect(new ConvOps.ConvShape(2, 256, 256, 1, [16, 16], [3, 3], [16, 16], [1, 1], [1, 1], [1, 1])), "many weights");
