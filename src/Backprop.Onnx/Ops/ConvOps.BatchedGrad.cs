@@ -19,19 +19,16 @@ internal static partial class ConvOps
     /// </summary>
     private static bool UseBatchedInputGrad(ConvShape s, int rows)
     {
-        if (s.Input.Length != 2 || s.N < 2 || rows == 0 || s.OutputSize == 0 || s.Strides[0] != 1 || s.Strides[1] != 1) return false;
+        if (s.Input.Length != 2 || s.N < 2 || rows == 0 || Product(s.Output) == 0 || s.Strides[0] != 1 || s.Strides[1] != 1) return false;
         int hp = s.Output[0] + (s.Kernel[0] - 1) * s.Dilations[0], wp = s.Output[1] + (s.Kernel[1] - 1) * s.Dilations[1];
-        return hp - s.PadBegin[0] >= s.Input[0] && wp - s.PadBegin[1] >= s.Input[1] && s.OutputSize <= BatchedMaxPositions
+        return hp - s.PadBegin[0] >= s.Input[0] && wp - s.PadBegin[1] >= s.Input[1] && Product(s.Output) <= BatchedMaxPositions
             && (long)rows * s.Output[0] * wp <= MaxColumnBuffer;
     }
 
     /// <summary>dX of Conv for X (N, C, H, W), stride 1, in batches of images; see the type summary.</summary>
     private static void ConvInputGradBatched<T>(T[] dy, T[] w, T[] dx, ConvShape s, int threads) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int cg = s.C / s.Group, mg = s.M / s.Group, inSize = s.InputSize, outSize = s.OutputSize, rows = cg * s.KernelSize;
-        int outH = s.Output[0], outW = s.Output[1], inH = s.Input[0], inW = s.Input[1], ph = s.PadBegin[0], pw = s.PadBegin[1];
-        int kh = s.Kernel[0], kw = s.Kernel[1], dh = s.Dilations[0], dw = s.Dilations[1];
-        int hp = outH + (kh - 1) * dh, wp = outW + (kw - 1) * dw, width = outH * wp, plane = hp * wp;
+        int rows = s.C / s.Group * Product(s.Kernel), width = s.Output[0] * (s.Output[1] + (s.Kernel[1] - 1) * s.Dilations[1]);
         int perBatch = (int)Math.Clamp(BatchedColumnTarget / ((long)rows * width), 1, s.N);
         int batches = (s.N + perBatch - 1) / perBatch;
         if (threads > 1 && batches % threads != 0 && s.N >= threads)
@@ -41,8 +38,26 @@ internal static partial class ConvOps
             batches = (s.N + perBatch - 1) / perBatch;
         }
         int items = batches * s.Group;
-        void Item(int item, int gemmThreads)
+        var item = new BatchedInputItem<T>(dy, w, dx, s, perBatch, 1);
+        if (threads > 1 && items >= threads) ItemJob<BatchedInputItem<T>>.For(items, threads, item);
+        else
         {
+            item.GemmThreads = threads;
+            for (int i = 0; i < items; i++) item.Run(i);
+        }
+    }
+
+    /// <summary>One (batch of images, group) of <see cref="ConvInputGradBatched{T}"/>.</summary>
+    private struct BatchedInputItem<T>(T[] dy, T[] w, T[] dx, ConvShape s, int perBatch, int gemmThreads) : IParallelItem where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public int GemmThreads = gemmThreads;
+
+        public readonly void Run(int item)
+        {
+            int cg = s.C / s.Group, mg = s.M / s.Group, inSize = Product(s.Input), outSize = Product(s.Output), rows = cg * Product(s.Kernel);
+            int outH = s.Output[0], outW = s.Output[1], inH = s.Input[0], inW = s.Input[1], ph = s.PadBegin[0], pw = s.PadBegin[1];
+            int kh = s.Kernel[0], kw = s.Kernel[1], dh = s.Dilations[0], dw = s.Dilations[1];
+            int hp = outH + (kh - 1) * dh, wp = outW + (kw - 1) * dw, width = outH * wp, plane = hp * wp;
             int batch = item / s.Group, g = item % s.Group;
             int first = batch * perBatch, count = Math.Min(perBatch, s.N - first);
             int ld = count * width;
@@ -59,7 +74,7 @@ internal static partial class ConvOps
                         for (int r = 0; r < outH; r++)
                             dy.AsSpan((int)(yBase + (long)r * outW), outW).CopyTo(dyw.AsSpan(j * ld + b * width + r * wp, outW));
                     }
-                Gemm.Multiply(true, false, rows, ld, mg, T.One, w.AsSpan(g * mg * rows, mg * rows), rows, dyw.AsSpan(0, mg * ld), ld, T.Zero, col.AsSpan(0, rows * ld), ld, gemmThreads);
+                Gemm.Multiply(true, false, rows, ld, mg, T.One, w.AsSpan(g * mg * rows, mg * rows), rows, dyw.AsSpan(0, mg * ld), ld, T.Zero, col.AsSpan(0, rows * ld), ld, GemmThreads);
                 for (int b = 0; b < count; b++)
                 {
                     pad.AsSpan(0, cg * plane).Clear();
@@ -85,8 +100,6 @@ internal static partial class ConvOps
                 ArrayPool<T>.Shared.Return(dyw);
             }
         }
-        if (threads > 1 && items >= threads) Parallel.For(0, items, new ParallelOptions { MaxDegreeOfParallelism = threads }, i => Item(i, 1));
-        else for (int i = 0; i < items; i++) Item(i, threads);
     }
 
     /// <summary>
@@ -95,7 +108,7 @@ internal static partial class ConvOps
     /// </summary>
     private static void WeightImagesWide<T>(T[] dy, T[] x, ConvShape s, int g, int from, int to, Span<T> dwg) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int cg = s.C / s.Group, mg = s.M / s.Group, inSize = s.InputSize, outSize = s.OutputSize, rows = cg * s.KernelSize;
+        int cg = s.C / s.Group, mg = s.M / s.Group, inSize = Product(s.Input), outSize = Product(s.Output), rows = cg * Product(s.Kernel);
         int outH = s.Output[0], outW = s.Output[1];
         int hp = outH + (s.Kernel[0] - 1) * s.Dilations[0], wp = outW + (s.Kernel[1] - 1) * s.Dilations[1], width = outH * wp;
         bool padded = s.PadBegin[0] != 0 || s.PadBegin[1] != 0 || hp != s.Input[0] || wp != s.Input[1];

@@ -51,28 +51,53 @@ internal static partial class ConvOps
         var window = WindowAttributes.Parse(op, requireKernelShape: false);
         long group = op.Node.GetInt("group", 1);
         if (group < 1 || group > int.MaxValue) throw op.Unsupported($"group = {group}");
+        // The shapes resolved for the last input shapes seen (immutable; a training step repeats the same shapes every step).
+        ResolvedConv? last = null;
         return new LambdaKernel(ctx =>
         {
             var x = ctx.RequiredInput(0);
             var w = ctx.RequiredInput(1);
             var b = ctx.Input(2);
             if (w.ElementType != x.ElementType || (b is not null && b.ElementType != x.ElementType)) throw ctx.Invalid("Conv inputs have different element types");
-            ctx.SetOutput(0, Conv(ctx, window, (int)group, x, w, b));
+            var resolved = Volatile.Read(ref last);
+            if (resolved is null || !resolved.Fits(x, w))
+            {
+                resolved = new ResolvedConv(x.Dims.ToArray(), w.Dims.ToArray(), ResolveConv(ctx, window, (int)group, x, w));
+                Volatile.Write(ref last, resolved);
+            }
+            ctx.SetOutput(0, Conv(ctx, resolved.Shape, x, w, b));
         });
+    }
+
+    /// <summary>A convolution's shapes for the input and weight dimensions they were resolved from.</summary>
+    private sealed record ResolvedConv(int[] XDims, int[] WDims, ConvShape Shape)
+    {
+        public bool Fits(OnnxTensor x, OnnxTensor w) => x.Dims.AsSpan().SequenceEqual(XDims) && w.Dims.AsSpan().SequenceEqual(WDims);
     }
 
     /// <summary>The shapes of one convolution, resolved from the inputs and the window attributes.</summary>
     internal sealed record ConvShape(int N, int C, int M, int Group, int[] Input, int[] Kernel, int[] Output, int[] Strides, int[] Dilations, int[] PadBegin)
     {
-        public int InputSize => Input.Aggregate(1, (p, d) => p * d);
-        public int OutputSize => Output.Aggregate(1, (p, d) => p * d);
-        public int KernelSize => Kernel.Aggregate(1, (p, d) => p * d);
+        public int InputSize => Product(Input);
+        public int OutputSize => Product(Output);
+        public int KernelSize => Product(Kernel);
+
+        /// <summary>The product of the sizes, without the enumerator LINQ's Aggregate allocates on every call.</summary>
+        private static int Product(int[] sizes)
+        {
+            int p = 1;
+            foreach (int d in sizes) p *= d;
+            return p;
+        }
     }
 
     /// <summary>Conv of float or double tensors: X (N, C, D…), W (M, C/group, k…), optional B (M).</summary>
     internal static OnnxTensor Conv(KernelContext ctx, WindowAttributes window, int group, OnnxTensor x, OnnxTensor w, OnnxTensor? b)
+        => Conv(ctx, ResolveConv(ctx, window, group, x, w), x, w, b);
+
+    /// <summary>Conv of float or double tensors whose shapes were resolved into <paramref name="shape"/>.</summary>
+    private static OnnxTensor Conv(KernelContext ctx, ConvShape shape, OnnxTensor x, OnnxTensor w, OnnxTensor? b)
     {
-        var shape = ResolveConv(ctx, window, group, x, w);
         if (b is not null && (b.Rank != 1 || b.Dims[0] != shape.M)) throw ctx.Invalid($"bias of shape [{string.Join(',', b.Dims)}], expected [{shape.M}]");
         var y = ctx.Allocate(x.ElementType, [shape.N, shape.M, .. shape.Output]);
         if (x.ElementType == DataType.Float) ConvForward((float[])x.Buffer, (float[])w.Buffer, (float[]?)b?.Buffer, (float[])y.Buffer, shape, ctx.Options.Threads);
@@ -99,9 +124,19 @@ internal static partial class ConvOps
     /// <summary>
     /// Per image n and group g: Y[n, g] (M/G × L) = W[g] (M/G × C/G·K) · im2col(X[n, g]) (C/G·K × L), L output positions,
     /// K kernel positions; a 1×1 kernel with stride 1 and no padding multiplies X directly. Images (and groups) run in
-    /// parallel when there are enough of them, else the GEMM itself uses the threads.
+    /// parallel when there are enough of them, else the GEMM itself uses the threads. Small 2-D stride-1 convolutions
+    /// run as direct convolutions instead (<see cref="ConvForwardDirect{T}"/>) unless <paramref name="allowDirect"/> is
+    /// false (tests compare the two).
     /// </summary>
-    internal static void ConvForward<T>(T[] x, T[] w, T[]? bias, T[] y, ConvShape s, int threads) where T : unmanaged, IFloatingPointIeee754<T>
+    internal static void ConvForward<T>(T[] x, T[] w, T[]? bias, T[] y, ConvShape s, int threads, bool allowDirect = true) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        // A separate method: the im2col path's closure would otherwise be allocated on entry, whichever path runs.
+        if (allowDirect && UseDirect(s)) ConvForwardDirect(x, w, bias, y, s, threads);
+        else ConvForwardIm2Col(x, w, bias, y, s, threads);
+    }
+
+    /// <summary><see cref="ConvForward{T}"/> by im2col and GEMM (batched for small images).</summary>
+    private static void ConvForwardIm2Col<T>(T[] x, T[] w, T[]? bias, T[] y, ConvShape s, int threads) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int cg = s.C / s.Group, mg = s.M / s.Group, inSize = s.InputSize, outSize = s.OutputSize, kSize = s.KernelSize;
         int rows = cg * kSize;

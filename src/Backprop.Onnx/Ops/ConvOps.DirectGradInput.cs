@@ -1,0 +1,244 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using Backprop.Onnx.Runtime;
+
+namespace Backprop.Onnx.Ops;
+
+/// <summary>
+/// Conv's input gradient, float32, 2-D, ungrouped, as a direct correlation. In padded coordinates (py, px) = (y + ph, x + pw),
+/// dX_pad[ci, py, px] = Σ over (co, i, j) with py = S_h·oy + i·dh, px = S_w·ox + j·dw of dY[co, oy, ox] · W[co, ci, i, j]
+/// (the transposed convolution PyTorch's <c>convolution_backward</c> runs for grad_input). Split dX_pad into phases
+/// (a, b) = (py mod S_h, px mod S_w) (the polyphase decomposition of a strided transposed convolution): tap (i, j) feeds
+/// only phase ((i·dh) mod S_h, (j·dw) mod S_w), and there, with qi = ⌊i·dh / S_h⌋, qj = ⌊j·dw / S_w⌋ and phase position
+/// (Y, X) = (⌊py / S_h⌋, ⌊px / S_w⌋), it reads dY[co, Y − qi, X − qj]: a stride-1 "full" correlation of dY with the
+/// phase's taps. At stride 1 there is one phase and this is the familiar correlation of dY, padded by (kh − 1)·dh − ph,
+/// with the flipped, transposed kernel.
+/// dY is zero-padded so every tap is a shifted contiguous window over wide positions p = Y·Wq + X of the phase plane
+/// (as the weight gradient's); register blocks of 4 channels × 6 vectors (<see cref="Correlate4x6{TV, TO}"/>) accumulate
+/// a phase's taps, then the phase's valid positions are copied into dX. dY positions beyond the padded planes read only
+/// X's padding and are dropped. Images are independent and split over the threads, and every element sums its taps in
+/// the same order, so results do not depend on the thread count.
+/// </summary>
+internal static partial class ConvOps
+{
+    /// <summary>
+    /// Whether <see cref="InputGradDirect"/> applies (see the type summary; at most DirectMaxWeights weights, as the
+    /// forward direct convolution) and pays: at least half the computed block elements are dX elements. The GEMM path
+    /// ran 35-68 GFLOP/s on LeNet's and ResNet's shapes, the direct blocks 80-94 when full (ResNet 3×3/1: 89% useful),
+    /// about as fast as the GEMM on LeNet's conv2 (6 channels as 4 + 2, 14 × 18 wide positions in blocks of 96: 68%).
+    /// </summary>
+    internal static bool UseDirectInputGrad(ConvShape s)
+    {
+        if (!CanUseDirectInputGrad(s)) return false;
+        var l = new WideInputLayout(s, Vector512.IsHardwareAccelerated ? Vector512<float>.Count : Vector256<float>.Count);
+        int computed = s.C % 4 is 1 or 2 ? (l.Blocks - 1) * 4 + 2 : l.Blocks * 4;
+        return (double)s.C * s.Input[0] * s.Input[1] >= 0.5 * computed * l.Positions * s.Strides[0] * s.Strides[1];
+    }
+
+    /// <summary>Whether <see cref="InputGradDirect"/> can compute dX of <paramref name="s"/> (it may not pay; see <see cref="UseDirectInputGrad"/>).</summary>
+    internal static bool CanUseDirectInputGrad(ConvShape s)
+    {
+        if (s.Input.Length != 2 || s.Group != 1 || s.N < 1 || s.C < 1 || s.M < 1) return false;
+        if (s.Output[0] < 1 || s.Output[1] < 1 || s.Input[0] < 1 || s.Input[1] < 1) return false;
+        if ((long)s.M * s.C * s.Kernel[0] * s.Kernel[1] > DirectMaxWeights) return false;
+        var l = new WideInputLayout(s, 16);
+        if (l.Top < 0 || l.Left < 0 || (long)s.M * l.Hq * l.Wq > 1 << 26) return false;
+        return Vector512.IsHardwareAccelerated || Vector256.IsHardwareAccelerated;
+    }
+
+    /// <summary>The wide phase layout of one direct input gradient; see the type summary.</summary>
+    private readonly struct WideInputLayout
+    {
+        public WideInputLayout(ConvShape s, int lanes)
+        {
+            int kh = s.Kernel[0], kw = s.Kernel[1], sh = s.Strides[0], sw = s.Strides[1], ph = s.PadBegin[0], pw = s.PadBegin[1];
+            int block = 6 * lanes;
+            Taps = s.M * kh * kw;
+            Channels = s.C;
+            Blocks = (s.C + 3) / 4;
+            // Phase positions Y cover ⌊py / S_h⌋ for py in [ph, ph + H): from Y0 = ⌊ph / S_h⌋, Hph of them.
+            Y0 = ph / sh;
+            X0 = pw / sw;
+            int hph = (ph + s.Input[0] + sh - 1) / sh - Y0, wph = (pw + s.Input[1] + sw - 1) / sw - X0;
+            // Taps reach back up to Ta = ⌊(kh − 1)·dh / S_h⌋ rows (La columns): dY row oy sits at oy + Ta − Y0.
+            Ta = (kh - 1) * s.Dilations[0] / sh;
+            La = (kw - 1) * s.Dilations[1] / sw;
+            Top = Ta - Y0;
+            Left = La - X0;
+            Hq = hph + Ta;
+            Wq = wph + La;
+            Positions = (hph * Wq + block - 1) / block * block;
+            // A block's reads end before Positions − 1 + (M − 1)·Hq·Wq + Ta·Wq + La + 1 ≤ M·Hq·Wq + La + block.
+            PadLength = s.M * Hq * Wq + La + block;
+        }
+
+        public int Taps { get; }
+
+        /// <summary>Input channels C.</summary>
+        public int Channels { get; }
+
+        /// <summary>Blocks of 4 input channels (the packed weights are zero past C).</summary>
+        public int Blocks { get; }
+
+        public int Y0 { get; }
+        public int X0 { get; }
+        public int Ta { get; }
+        public int La { get; }
+
+        /// <summary>Where dY's first row and column sit in the padded plane (negative: the layout does not apply).</summary>
+        public int Top { get; }
+
+        public int Left { get; }
+        public int Hq { get; }
+        public int Wq { get; }
+
+        /// <summary>Wide positions per channel and phase, rounded up to whole register blocks.</summary>
+        public int Positions { get; }
+
+        /// <summary>Floats of one image's padded dY with its readable tail.</summary>
+        public int PadLength { get; }
+    }
+
+    /// <summary>dX (written) of Conv by direct correlation of the padded dY; the caller checked <see cref="CanUseDirectInputGrad"/>.</summary>
+    internal static void InputGradDirect(float[] dy, float[] w, float[] dx, ConvShape s, int threads)
+    {
+        bool wide512 = Vector512.IsHardwareAccelerated;
+        var l = new WideInputLayout(s, wide512 ? Vector512<float>.Count : Vector256<float>.Count);
+        int kh = s.Kernel[0], kw = s.Kernel[1], sh = s.Strides[0], sw = s.Strides[1], dh = s.Dilations[0], dwl = s.Dilations[1];
+        int phases = sh * sw;
+        float[] packed = GradScratch.Get(ref GradScratch.Packed, l.Blocks * 4 * l.Taps);
+        // offsets[t] for the taps in phase order, then offsets[Taps + φ] = the first tap of phase φ (and Taps at the end).
+        int[] offsets = GradScratch.Get(ref GradScratch.PhaseOffsets, l.Taps + phases + 1);
+        var job = Interlocked.Exchange(ref s_inputGradJob, null) ?? new InputGradJob();
+        try
+        {
+            // packed[(b·Taps + t)·4 + q] = W[co, 4b + q, i, j] for tap t = (co, i, j), zero past C.
+            packed.AsSpan(0, l.Blocks * 4 * l.Taps).Clear();
+            int t = 0;
+            for (int a = 0; a < sh; a++)
+                for (int b = 0; b < sw; b++)
+                {
+                    offsets[l.Taps + a * sw + b] = t;
+                    for (int co = 0; co < s.M; co++)
+                        for (int i = 0; i < kh; i++)
+                            for (int j = 0; j < kw; j++)
+                            {
+                                if (i * dh % sh != a || j * dwl % sw != b) continue;
+                                offsets[t] = co * l.Hq * l.Wq + (l.Ta - i * dh / sh) * l.Wq + l.La - j * dwl / sw;
+                                for (int ci = 0; ci < s.C; ci++) packed[((ci / 4) * l.Taps + t) * 4 + ci % 4] = w[((co * s.C + ci) * kh + i) * kw + j];
+                                t++;
+                            }
+                }
+            offsets[l.Taps + phases] = t;
+            job.Set(wide512, dy, packed, offsets, dx, s, l);
+            int chunks = threads <= 1 ? 1 : Math.Min(s.N, threads * DirectItemsPerThread);
+            if (chunks == 1) job.Run(0, s.N);
+            else ChunkRunner.ForRanges(s.N, chunks, 0, threads, job.Body);
+        }
+        finally
+        {
+            job.Clear();
+            s_inputGradJob = job;
+        }
+    }
+
+    private static InputGradJob? s_inputGradJob;
+
+    /// <summary>One <see cref="InputGradDirect"/> call's state and its per-range body; pooled, so a call allocates nothing.</summary>
+    private sealed class InputGradJob
+    {
+        private bool _wide512, _anyEmptyPhase;
+        private float[] _dy = [], _packed = [], _dx = [];
+        private int[] _offsets = [];
+        private ConvShape? _shape;
+        private WideInputLayout _layout;
+
+        public InputGradJob() => Body = Run;
+
+        /// <summary><see cref="Run"/> as a delegate, made once per job.</summary>
+        public Action<int, int> Body { get; }
+
+        public void Set(bool wide512, float[] dy, float[] packed, int[] offsets, float[] dx, ConvShape s, WideInputLayout layout)
+        {
+            (_wide512, _dy, _packed, _offsets, _dx, _shape, _layout) = (wide512, dy, packed, offsets, dx, s, layout);
+            _anyEmptyPhase = false;
+            for (int phase = 0; phase < s.Strides[0] * s.Strides[1]; phase++)
+                _anyEmptyPhase |= offsets[layout.Taps + phase + 1] == offsets[layout.Taps + phase];
+        }
+
+        public void Clear() => (_dy, _packed, _offsets, _dx, _shape) = ([], [], [], [], null);
+
+        /// <summary>Images [first, end): pad each image's dY, correlate it phase by phase into wide rows, copy those into dX.</summary>
+        public void Run(int first, int end)
+        {
+            var s = _shape!;
+            var l = _layout;
+            int inH = s.Input[0], inW = s.Input[1], outH = s.Output[0], outW = s.Output[1], sh = s.Strides[0], sw = s.Strides[1];
+            int rows = Math.Min(outH, l.Hq - l.Top), cols = Math.Min(outW, l.Wq - l.Left);
+            float[] pad = GradScratch.Get(ref GradScratch.Pad, l.PadLength);
+            float[] wide = GradScratch.Get(ref GradScratch.Wide, l.Blocks * 4 * l.Positions);
+            // The padding and the tail stay zero; each image overwrites only the interior.
+            pad.AsSpan(0, l.PadLength).Clear();
+            for (int n = first; n < end; n++)
+            {
+                var image = _dy.AsSpan(n * s.M * outH * outW, s.M * outH * outW);
+                if (rows > 0 && cols > 0)
+                    for (int co = 0; co < s.M; co++)
+                        for (int r = 0; r < rows; r++)
+                            image.Slice((co * outH + r) * outW, cols).CopyTo(pad.AsSpan((co * l.Hq + r + l.Top) * l.Wq + l.Left, cols));
+                var target = _dx.AsSpan(n * s.C * inH * inW, s.C * inH * inW);
+                // Phases no tap feeds (1×1/2: three of four) are zero: one vectorised clear, not strided writes.
+                if (_anyEmptyPhase) target.Clear();
+                for (int phase = 0; phase < sh * sw; phase++)
+                {
+                    int t0 = _offsets[l.Taps + phase], taps = _offsets[l.Taps + phase + 1] - t0;
+                    if (taps == 0) continue;
+                    if (_wide512) Correlate<Vector512<float>, Float512>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, l);
+                    else Correlate<Vector256<float>, Float256>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, l);
+                    ScatterPhase(wide, s, l, phase / sw, phase % sw, target);
+                }
+            }
+        }
+    }
+
+    /// <summary>wide[c·Positions + p] = Σ over the phase's taps t of W[·, c, t] · pad[off[t] + p], block by block.</summary>
+    private static void Correlate<TV, TO>(float[] pad, float[] packed, ReadOnlySpan<int> offsets, int t0, float[] wide, in WideInputLayout l)
+        where TV : struct where TO : IFloatVector<TV>
+    {
+        // A last block of 1-2 channels takes the 2-channel kernel (LeNet's conv2: 6 channels as 4 + 2, not 4 + 4).
+        int block = 6 * TO.Count, full = l.Channels % 4 is 1 or 2 ? l.Blocks - 1 : l.Blocks;
+        for (int p = 0; p < l.Positions; p += block)
+        {
+            for (int b = 0; b < full; b++)
+                Correlate4x6<TV, TO>(ref pad[p], offsets, ref packed[(b * l.Taps + t0) * 4], ref wide[b * 4 * l.Positions + p], (nuint)l.Positions);
+            if (full < l.Blocks)
+                Correlate2x6<TV, TO>(ref pad[p], offsets, ref packed[(full * l.Taps + t0) * 4], ref wide[full * 4 * l.Positions + p], (nuint)l.Positions);
+        }
+    }
+
+    /// <summary>
+    /// dX[c, y, x] = wide[c·Positions + Y·Wq + X] for the pixels of phase (a, b), (Y, X) = (⌊(y + ph) / S_h⌋ − Y0,
+    /// ⌊(x + pw) / S_w⌋ − X0).
+    /// </summary>
+    private static void ScatterPhase(float[] wide, ConvShape s, in WideInputLayout l, int a, int b, Span<float> target)
+    {
+        int inH = s.Input[0], inW = s.Input[1], sh = s.Strides[0], sw = s.Strides[1], ph = s.PadBegin[0], pw = s.PadBegin[1];
+        int y0 = ((a - ph) % sh + sh) % sh, x0 = ((b - pw) % sw + sw) % sw;
+        if (x0 >= inW) return;
+        int count = (inW - x0 + sw - 1) / sw, xStart = (x0 + pw) / sw - l.X0;
+        for (int c = 0; c < s.C; c++)
+            for (int y = y0; y < inH; y += sh)
+            {
+                var dst = target.Slice((c * inH + y) * inW, inW);
+                var src = wide.AsSpan(c * l.Positions + ((y + ph) / sh - l.Y0) * l.Wq + xStart, count);
+                if (sw == 1)
+                {
+                    src.CopyTo(dst);
+                    continue;
+                }
+                // A strided scatter, bounds checked once: x0 + (count − 1)·S_w < inW.
+                ref float to = ref dst[x0];
+                for (int e = 0; e < count; e++) Unsafe.Add(ref to, e * sw) = src[e];
+            }
+    }
+}
