@@ -160,7 +160,7 @@ internal static partial class PoolingOps
 
     private static void MaxPool<T>(T[] x, T[] y, long[]? indices, PoolGeometry g, int[] input, bool columnMajor, int threads) where T : INumber<T>
     {
-        if (indices is null && MaxPool2D(x, y, null, g, threads)) return;
+        if (indices is null && (TryPool2x2(x, y, null, g, threads) || MaxPool2D(x, y, null, g, threads))) return;
         var w = g.Windows;
         int inSize = w.InputSize, outSize = w.OutputSize;
         ForEachPlane(g.N * g.C, (long)outSize * w.KernelSize, threads, p =>
