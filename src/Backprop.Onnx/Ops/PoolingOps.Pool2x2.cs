@@ -126,36 +126,40 @@ internal static partial class PoolingOps
     }
 
     /// <summary>y[j] = the winner of the window over columns 2j, 2j+1 of rows x0 and x1.</summary>
+    /// <remarks>
+    /// Vector steps cover a row in whole vectors, the last one shifted back to end at the row's end (recomputing a few
+    /// windows, which writes the same values again); rows narrower than the narrowest vector are scalar.
+    /// </remarks>
     internal static void Forward2x2<T>(ReadOnlySpan<T> x0, ReadOnlySpan<T> x1, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int outW = y.Length, j = 0;
-        if (Avx2.IsSupported && typeof(T) == typeof(float))
+        int outW = y.Length;
+        if (Avx2.IsSupported && typeof(T) == typeof(float) && outW >= 4)
         {
             ref float r0 = ref Unsafe.As<T, float>(ref MemoryMarshal.GetReference(x0)), r1 = ref Unsafe.As<T, float>(ref MemoryMarshal.GetReference(x1));
             ref float dst = ref Unsafe.As<T, float>(ref MemoryMarshal.GetReference(y));
-            for (; j + 8 <= outW; j += 8)
+            if (outW < 8)
             {
-                var (a, b) = SplitColumns(Vector256.LoadUnsafe(ref r0, (nuint)(2 * j)), Vector256.LoadUnsafe(ref r0, (nuint)(2 * j + 8)));
-                var (c, d) = SplitColumns(Vector256.LoadUnsafe(ref r1, (nuint)(2 * j)), Vector256.LoadUnsafe(ref r1, (nuint)(2 * j + 8)));
-                var best = Vector256.ConditionalSelect(BeatsLanes(b, a), b, a);
-                best = Vector256.ConditionalSelect(BeatsLanes(c, best), c, best);
-                Vector256.ConditionalSelect(BeatsLanes(d, best), d, best).StoreUnsafe(ref dst, (nuint)j);
+                Max4(ref r0, ref r1, ref dst, 0);
+                Max4(ref r0, ref r1, ref dst, outW - 4);
+                return;
             }
+            for (int j = 0; j < outW; j += 8) Max8(ref r0, ref r1, ref dst, Math.Min(j, outW - 8));
+            return;
         }
-        else if (Avx2.IsSupported && typeof(T) == typeof(double))
+        if (Avx2.IsSupported && typeof(T) == typeof(double) && outW >= 2)
         {
             ref double r0 = ref Unsafe.As<T, double>(ref MemoryMarshal.GetReference(x0)), r1 = ref Unsafe.As<T, double>(ref MemoryMarshal.GetReference(x1));
             ref double dst = ref Unsafe.As<T, double>(ref MemoryMarshal.GetReference(y));
-            for (; j + 4 <= outW; j += 4)
+            if (outW < 4)
             {
-                var (a, b) = SplitColumns(Vector256.LoadUnsafe(ref r0, (nuint)(2 * j)), Vector256.LoadUnsafe(ref r0, (nuint)(2 * j + 4)));
-                var (c, d) = SplitColumns(Vector256.LoadUnsafe(ref r1, (nuint)(2 * j)), Vector256.LoadUnsafe(ref r1, (nuint)(2 * j + 4)));
-                var best = Vector256.ConditionalSelect(BeatsLanes(b, a), b, a);
-                best = Vector256.ConditionalSelect(BeatsLanes(c, best), c, best);
-                Vector256.ConditionalSelect(BeatsLanes(d, best), d, best).StoreUnsafe(ref dst, (nuint)j);
+                Max2(ref r0, ref r1, ref dst, 0);
+                Max2(ref r0, ref r1, ref dst, outW - 2);
+                return;
             }
+            for (int j = 0; j < outW; j += 4) Max4(ref r0, ref r1, ref dst, Math.Min(j, outW - 4));
+            return;
         }
-        for (; j < outW; j++)
+        for (int j = 0; j < outW; j++)
         {
             T a = x0[2 * j], b = x0[2 * j + 1], c = x1[2 * j], d = x1[2 * j + 1];
             y[j] = Winner(a, b, c, d) switch { 0 => a, 1 => b, 2 => c, _ => d };
@@ -164,58 +168,151 @@ internal static partial class PoolingOps
 
     /// <summary>
     /// d0, d1 (columns 0 … 2·dy.Length − 1 of two rows of dX) = dy[j] at the winner of window j, 0 at its other three
-    /// elements.
+    /// elements (vector steps as in <see cref="Forward2x2{T}"/>: a recomputed window writes the same values again).
     /// </summary>
     internal static void Backward2x2<T>(ReadOnlySpan<T> x0, ReadOnlySpan<T> x1, ReadOnlySpan<T> dy, Span<T> d0, Span<T> d1) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int outW = dy.Length, j = 0;
-        if (Avx2.IsSupported && typeof(T) == typeof(float))
+        int outW = dy.Length;
+        if (Avx2.IsSupported && typeof(T) == typeof(float) && outW >= 4)
         {
             ref float r0 = ref Unsafe.As<T, float>(ref MemoryMarshal.GetReference(x0)), r1 = ref Unsafe.As<T, float>(ref MemoryMarshal.GetReference(x1));
-            ref float gr = ref Unsafe.As<T, float>(ref MemoryMarshal.GetReference(dy));
+            ref float g = ref Unsafe.As<T, float>(ref MemoryMarshal.GetReference(dy));
             ref float o0 = ref Unsafe.As<T, float>(ref MemoryMarshal.GetReference(d0)), o1 = ref Unsafe.As<T, float>(ref MemoryMarshal.GetReference(d1));
-            for (; j + 8 <= outW; j += 8)
+            if (outW < 8)
             {
-                var (a, b) = SplitColumns(Vector256.LoadUnsafe(ref r0, (nuint)(2 * j)), Vector256.LoadUnsafe(ref r0, (nuint)(2 * j + 8)));
-                var (c, d) = SplitColumns(Vector256.LoadUnsafe(ref r1, (nuint)(2 * j)), Vector256.LoadUnsafe(ref r1, (nuint)(2 * j + 8)));
-                var (m0, m1, m2, m3) = WinnerMasks(a, b, c, d);
-                var g = Vector256.LoadUnsafe(ref gr, (nuint)j);
-                var (lo0, hi0) = MergeColumns(g & m0, g & m1);
-                var (lo1, hi1) = MergeColumns(g & m2, g & m3);
-                lo0.StoreUnsafe(ref o0, (nuint)(2 * j));
-                hi0.StoreUnsafe(ref o0, (nuint)(2 * j + 8));
-                lo1.StoreUnsafe(ref o1, (nuint)(2 * j));
-                hi1.StoreUnsafe(ref o1, (nuint)(2 * j + 8));
+                Route4(ref r0, ref r1, ref g, ref o0, ref o1, 0);
+                Route4(ref r0, ref r1, ref g, ref o0, ref o1, outW - 4);
+                return;
             }
+            for (int j = 0; j < outW; j += 8) Route8(ref r0, ref r1, ref g, ref o0, ref o1, Math.Min(j, outW - 8));
+            return;
         }
-        else if (Avx2.IsSupported && typeof(T) == typeof(double))
+        if (Avx2.IsSupported && typeof(T) == typeof(double) && outW >= 2)
         {
             ref double r0 = ref Unsafe.As<T, double>(ref MemoryMarshal.GetReference(x0)), r1 = ref Unsafe.As<T, double>(ref MemoryMarshal.GetReference(x1));
-            ref double gr = ref Unsafe.As<T, double>(ref MemoryMarshal.GetReference(dy));
+            ref double g = ref Unsafe.As<T, double>(ref MemoryMarshal.GetReference(dy));
             ref double o0 = ref Unsafe.As<T, double>(ref MemoryMarshal.GetReference(d0)), o1 = ref Unsafe.As<T, double>(ref MemoryMarshal.GetReference(d1));
-            for (; j + 4 <= outW; j += 4)
+            if (outW < 4)
             {
-                var (a, b) = SplitColumns(Vector256.LoadUnsafe(ref r0, (nuint)(2 * j)), Vector256.LoadUnsafe(ref r0, (nuint)(2 * j + 4)));
-                var (c, d) = SplitColumns(Vector256.LoadUnsafe(ref r1, (nuint)(2 * j)), Vector256.LoadUnsafe(ref r1, (nuint)(2 * j + 4)));
-                var (m0, m1, m2, m3) = WinnerMasks(a, b, c, d);
-                var g = Vector256.LoadUnsafe(ref gr, (nuint)j);
-                var (lo0, hi0) = MergeColumns(g & m0, g & m1);
-                var (lo1, hi1) = MergeColumns(g & m2, g & m3);
-                lo0.StoreUnsafe(ref o0, (nuint)(2 * j));
-                hi0.StoreUnsafe(ref o0, (nuint)(2 * j + 4));
-                lo1.StoreUnsafe(ref o1, (nuint)(2 * j));
-                hi1.StoreUnsafe(ref o1, (nuint)(2 * j + 4));
+                Route2(ref r0, ref r1, ref g, ref o0, ref o1, 0);
+                Route2(ref r0, ref r1, ref g, ref o0, ref o1, outW - 2);
+                return;
             }
+            for (int j = 0; j < outW; j += 4) Route4(ref r0, ref r1, ref g, ref o0, ref o1, Math.Min(j, outW - 4));
+            return;
         }
-        for (; j < outW; j++)
+        for (int j = 0; j < outW; j++)
         {
             int k = Winner(x0[2 * j], x0[2 * j + 1], x1[2 * j], x1[2 * j + 1]);
-            T g = dy[j];
-            d0[2 * j] = k == 0 ? g : T.Zero;
-            d0[2 * j + 1] = k == 1 ? g : T.Zero;
-            d1[2 * j] = k == 2 ? g : T.Zero;
-            d1[2 * j + 1] = k == 3 ? g : T.Zero;
+            T gj = dy[j];
+            d0[2 * j] = k == 0 ? gj : T.Zero;
+            d0[2 * j + 1] = k == 1 ? gj : T.Zero;
+            d1[2 * j] = k == 2 ? gj : T.Zero;
+            d1[2 * j + 1] = k == 3 ? gj : T.Zero;
         }
+    }
+
+    // One vector step at window j: Max* stores the winners, Route* the routed cotangents.
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Max8(ref float r0, ref float r1, ref float y, int j)
+    {
+        var (a, b) = SplitColumns(Vector256.LoadUnsafe(ref r0, (nuint)(2 * j)), Vector256.LoadUnsafe(ref r0, (nuint)(2 * j + 8)));
+        var (c, d) = SplitColumns(Vector256.LoadUnsafe(ref r1, (nuint)(2 * j)), Vector256.LoadUnsafe(ref r1, (nuint)(2 * j + 8)));
+        Best(a, b, c, d).StoreUnsafe(ref y, (nuint)j);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Max4(ref double r0, ref double r1, ref double y, int j)
+    {
+        var (a, b) = SplitColumns(Vector256.LoadUnsafe(ref r0, (nuint)(2 * j)), Vector256.LoadUnsafe(ref r0, (nuint)(2 * j + 4)));
+        var (c, d) = SplitColumns(Vector256.LoadUnsafe(ref r1, (nuint)(2 * j)), Vector256.LoadUnsafe(ref r1, (nuint)(2 * j + 4)));
+        Best(a, b, c, d).StoreUnsafe(ref y, (nuint)j);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Max4(ref float r0, ref float r1, ref float y, int j)
+    {
+        var (a, b) = SplitColumns(Vector128.LoadUnsafe(ref r0, (nuint)(2 * j)), Vector128.LoadUnsafe(ref r0, (nuint)(2 * j + 4)));
+        var (c, d) = SplitColumns(Vector128.LoadUnsafe(ref r1, (nuint)(2 * j)), Vector128.LoadUnsafe(ref r1, (nuint)(2 * j + 4)));
+        Best(a.ToVector256Unsafe(), b.ToVector256Unsafe(), c.ToVector256Unsafe(), d.ToVector256Unsafe()).GetLower().StoreUnsafe(ref y, (nuint)j);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Max2(ref double r0, ref double r1, ref double y, int j)
+    {
+        var (a, b) = SplitColumns(Vector128.LoadUnsafe(ref r0, (nuint)(2 * j)), Vector128.LoadUnsafe(ref r0, (nuint)(2 * j + 2)));
+        var (c, d) = SplitColumns(Vector128.LoadUnsafe(ref r1, (nuint)(2 * j)), Vector128.LoadUnsafe(ref r1, (nuint)(2 * j + 2)));
+        Best(a.ToVector256Unsafe(), b.ToVector256Unsafe(), c.ToVector256Unsafe(), d.ToVector256Unsafe()).GetLower().StoreUnsafe(ref y, (nuint)j);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Route8(ref float r0, ref float r1, ref float dy, ref float d0, ref float d1, int j)
+    {
+        var (a, b) = SplitColumns(Vector256.LoadUnsafe(ref r0, (nuint)(2 * j)), Vector256.LoadUnsafe(ref r0, (nuint)(2 * j + 8)));
+        var (c, d) = SplitColumns(Vector256.LoadUnsafe(ref r1, (nuint)(2 * j)), Vector256.LoadUnsafe(ref r1, (nuint)(2 * j + 8)));
+        var (m0, m1, m2, m3) = WinnerMasks(a, b, c, d);
+        var g = Vector256.LoadUnsafe(ref dy, (nuint)j);
+        var (lo0, hi0) = MergeColumns(g & m0, g & m1);
+        var (lo1, hi1) = MergeColumns(g & m2, g & m3);
+        lo0.StoreUnsafe(ref d0, (nuint)(2 * j));
+        hi0.StoreUnsafe(ref d0, (nuint)(2 * j + 8));
+        lo1.StoreUnsafe(ref d1, (nuint)(2 * j));
+        hi1.StoreUnsafe(ref d1, (nuint)(2 * j + 8));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Route4(ref double r0, ref double r1, ref double dy, ref double d0, ref double d1, int j)
+    {
+        var (a, b) = SplitColumns(Vector256.LoadUnsafe(ref r0, (nuint)(2 * j)), Vector256.LoadUnsafe(ref r0, (nuint)(2 * j + 4)));
+        var (c, d) = SplitColumns(Vector256.LoadUnsafe(ref r1, (nuint)(2 * j)), Vector256.LoadUnsafe(ref r1, (nuint)(2 * j + 4)));
+        var (m0, m1, m2, m3) = WinnerMasks(a, b, c, d);
+        var g = Vector256.LoadUnsafe(ref dy, (nuint)j);
+        var (lo0, hi0) = MergeColumns(g & m0, g & m1);
+        var (lo1, hi1) = MergeColumns(g & m2, g & m3);
+        lo0.StoreUnsafe(ref d0, (nuint)(2 * j));
+        hi0.StoreUnsafe(ref d0, (nuint)(2 * j + 4));
+        lo1.StoreUnsafe(ref d1, (nuint)(2 * j));
+        hi1.StoreUnsafe(ref d1, (nuint)(2 * j + 4));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Route4(ref float r0, ref float r1, ref float dy, ref float d0, ref float d1, int j)
+    {
+        var (a, b) = SplitColumns(Vector128.LoadUnsafe(ref r0, (nuint)(2 * j)), Vector128.LoadUnsafe(ref r0, (nuint)(2 * j + 4)));
+        var (c, d) = SplitColumns(Vector128.LoadUnsafe(ref r1, (nuint)(2 * j)), Vector128.LoadUnsafe(ref r1, (nuint)(2 * j + 4)));
+        var (m0, m1, m2, m3) = WinnerMasks(a.ToVector256Unsafe(), b.ToVector256Unsafe(), c.ToVector256Unsafe(), d.ToVector256Unsafe());
+        var g = Vector128.LoadUnsafe(ref dy, (nuint)j);
+        var (lo0, hi0) = MergeColumns(g & m0.GetLower(), g & m1.GetLower());
+        var (lo1, hi1) = MergeColumns(g & m2.GetLower(), g & m3.GetLower());
+        lo0.StoreUnsafe(ref d0, (nuint)(2 * j));
+        hi0.StoreUnsafe(ref d0, (nuint)(2 * j + 4));
+        lo1.StoreUnsafe(ref d1, (nuint)(2 * j));
+        hi1.StoreUnsafe(ref d1, (nuint)(2 * j + 4));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Route2(ref double r0, ref double r1, ref double dy, ref double d0, ref double d1, int j)
+    {
+        var (a, b) = SplitColumns(Vector128.LoadUnsafe(ref r0, (nuint)(2 * j)), Vector128.LoadUnsafe(ref r0, (nuint)(2 * j + 2)));
+        var (c, d) = SplitColumns(Vector128.LoadUnsafe(ref r1, (nuint)(2 * j)), Vector128.LoadUnsafe(ref r1, (nuint)(2 * j + 2)));
+        var (m0, m1, m2, m3) = WinnerMasks(a.ToVector256Unsafe(), b.ToVector256Unsafe(), c.ToVector256Unsafe(), d.ToVector256Unsafe());
+        var g = Vector128.LoadUnsafe(ref dy, (nuint)j);
+        var (lo0, hi0) = MergeColumns(g & m0.GetLower(), g & m1.GetLower());
+        var (lo1, hi1) = MergeColumns(g & m2.GetLower(), g & m3.GetLower());
+        lo0.StoreUnsafe(ref d0, (nuint)(2 * j));
+        hi0.StoreUnsafe(ref d0, (nuint)(2 * j + 2));
+        lo1.StoreUnsafe(ref d1, (nuint)(2 * j));
+        hi1.StoreUnsafe(ref d1, (nuint)(2 * j + 2));
+    }
+
+    /// <summary>The winning values of four window elements, lane by lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<T> Best<T>(Vector256<T> a, Vector256<T> b, Vector256<T> c, Vector256<T> d)
+    {
+        var best = Vector256.ConditionalSelect(BeatsLanes(b, a), b, a);
+        best = Vector256.ConditionalSelect(BeatsLanes(c, best), c, best);
+        return Vector256.ConditionalSelect(BeatsLanes(d, best), d, best);
     }
 
     /// <summary>Lane-wise <see cref="Beats{T}"/>: all ones where c beats best.</summary>
@@ -270,4 +367,24 @@ internal static partial class PoolingOps
         var hi = Avx.UnpackHigh(p, q);
         return (Avx.Permute2x128(lo, hi, 0x20), Avx.Permute2x128(lo, hi, 0x31));
     }
+
+    /// <summary>Even and odd elements of the 8 floats (lo, hi).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector128<float> Even, Vector128<float> Odd) SplitColumns(Vector128<float> lo, Vector128<float> hi) =>
+        (Sse.Shuffle(lo, hi, 0b10_00_10_00), Sse.Shuffle(lo, hi, 0b11_01_11_01));
+
+    /// <summary>Even and odd elements of the 4 doubles (lo, hi).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector128<double> Even, Vector128<double> Odd) SplitColumns(Vector128<double> lo, Vector128<double> hi) =>
+        (Sse2.UnpackLow(lo, hi), Sse2.UnpackHigh(lo, hi));
+
+    /// <summary>Interleaves p and q into 8 floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector128<float> Lo, Vector128<float> Hi) MergeColumns(Vector128<float> p, Vector128<float> q) =>
+        (Sse.UnpackLow(p, q), Sse.UnpackHigh(p, q));
+
+    /// <summary>Interleaves p and q into 4 doubles.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector128<double> Lo, Vector128<double> Hi) MergeColumns(Vector128<double> p, Vector128<double> q) =>
+        (Sse2.UnpackLow(p, q), Sse2.UnpackHigh(p, q));
 }
