@@ -56,7 +56,7 @@ internal static partial class PoolingOps
 
     private static void CheckGradShape(KernelContext ctx, OnnxTensor dy, PoolGeometry g)
     {
-        if (!dy.Shape.SequenceEqual([g.N, g.C, .. g.Output]))
+        if (!dy.Shape.SequenceEqual(g.YDims))
             throw ctx.Invalid($"dY of shape [{string.Join(',', dy.Dims)}], expected [{string.Join(',', new[] { g.N, g.C }.Concat(g.Output))}]");
     }
 
