@@ -108,7 +108,7 @@ internal static partial class NormalizationOps
 
     /// <summary>
     /// The mean and biased variance of channel <paramref name="ch"/> of [n, c, s]: Σx/M, then Σ(x − mean)²/M (two passes,
-    /// so no cancellation; the same sums as <see cref="ChannelStatistics{T}"/>).
+    /// so no cancellation), each summed slice by slice in image order.
     /// </summary>
     internal static (T Mean, T Var) ChannelMoments<T>(T[] x, int n, int c, int s, int ch) where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -1,7 +1,6 @@
 using System.Numerics;
 using Backprop.Onnx.IR;
 using Backprop.Onnx.Runtime;
-using TP = System.Numerics.Tensors.TensorPrimitives;
 
 namespace Backprop.Onnx.Ops;
 
@@ -67,28 +66,6 @@ internal static partial class NormalizationOps
             if (t != DataType.Undefined && ti != DataType.Undefined && ti != t)
                 throw op.Unsupported($"input {i} of type {DataTypes.OnnxName(ti)} with X of type {DataTypes.OnnxName(t)}");
         }
-    }
-
-    /// <summary>Per-channel mean and biased variance of [n, c, s] (two passes: mean, then squared deviations).</summary>
-    internal static (T[] Mean, T[] Var) ChannelStatistics<T>(T[] x, int n, int c, int s, int threads) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        var mean = new T[c];
-        var variance = new T[c];
-        T count = T.CreateChecked((long)n * s);
-        ReductionOps.ForChunks(c, threads, (from, to) =>
-        {
-            for (int ch = from; ch < to; ch++)
-            {
-                T sum = T.Zero;
-                for (int i = 0; i < n; i++) sum += ReductionOps.Sum<T>(x.AsSpan((i * c + ch) * s, s));
-                T m = sum / count;
-                T sq = T.Zero;
-                for (int i = 0; i < n; i++) sq += SumOfSquaredDeviations<T>(x.AsSpan((i * c + ch) * s, s), m);
-                mean[ch] = m;
-                variance[ch] = sq / count;
-            }
-        });
-        return (mean, variance);
     }
 
     /// <summary>Σ (x - m)², vectorized with a fixed association order.</summary>
