@@ -15,11 +15,10 @@ internal static partial class ActivationOps
 {
     public static void Register(List<OpDefinition> ops)
     {
-        // Relu: dx = g where y > 0, else 0, so Relu'(0) = 0 (derivatives.yaml: relu, threshold_backward(grad, result, 0)).
-        ops.Add(new OpDefinition("Relu", Unary(new ReluMap()))
-        {
-            Vjp = ctx => [Select(ctx, ctx.Emit.Greater(Y(ctx), Zero(ctx)), G(ctx), Zero(ctx))],
-        });
+        // Relu: dx = g where y > 0, else 0, so Relu'(0) = 0 (derivatives.yaml: relu, threshold_backward(grad, result, 0)),
+        // as one ReluGrad node of our domain (ActivationOps.ReluGrad.cs).
+        ops.Add(new OpDefinition("Relu", Unary(new ReluMap())) { Vjp = ReluVjp });
+        ops.Add(ReluGradDefinition());
         // Sigmoid: dx = g * y * (1 - y) (derivatives.yaml: sigmoid_backward).
         ops.Add(new OpDefinition("Sigmoid", Unary(new FloatPrimitive(FloatPrimitive.Kind.Sigmoid))) { Vjp = ctx => [SigmoidSlope(ctx, G(ctx), Y(ctx))] });
         // LeakyRelu: dx = g where x > 0, else alpha * g (derivatives.yaml: leaky_relu_backward).

@@ -66,6 +66,15 @@ internal sealed class BinaryKernel<TOp>(LegacyBroadcast? legacy = null) : Kernel
 /// <summary>Type dispatch and the run loop of <see cref="IBinaryOp"/> kernels.</summary>
 internal static class BinaryDriver
 {
+    /// <summary>False on a test thread that runs the general run loop for reference.</summary>
+    internal static bool UseWholeRun
+    {
+        get => !t_generalOnly;
+        set => t_generalOnly = !value;
+    }
+
+    [ThreadStatic] private static bool t_generalOnly;
+
     /// <summary>y = op(a, b) over <paramref name="loop"/>; y may be a itself when a already has the output shape.</summary>
     public static void Run<TOp>(KernelContext ctx, BroadcastLoop loop, OnnxTensor a, OnnxTensor b, OnnxTensor y) where TOp : IBinaryOp
     {
@@ -99,6 +108,13 @@ internal static class BinaryDriver
     private static void Run<T, TOp>(BroadcastLoop loop, T[] a, T[] b, T[] y, int threads) where T : unmanaged, INumber<T> where TOp : IBinaryOp
     {
         int sa = loop.InnerStrides[0], sb = loop.InnerStrides[1];
+        // One run over everything (same shapes, or one operand a single element): straight TensorPrimitives calls on
+        // chunks, through a reused job instead of per-call closures.
+        if (loop.Inner == loop.Count && UseWholeRun)
+        {
+            FlatBinaryJob<T, TOp>.Run(a, sa, b, sb, y, loop.Count, threads);
+            return;
+        }
         loop.Run(threads, (o, n, off) =>
         {
             var dst = y.AsSpan(o, n);
@@ -111,6 +127,51 @@ internal static class BinaryDriver
                 dst.Fill(dst[0]);
             }
         });
+    }
+}
+
+/// <summary>
+/// y = op(a, b) over [0, count) where each operand is contiguous (stride 1) or one element (stride 0): the chunks of
+/// <see cref="Parallelism.For"/> (so results do not depend on the thread count), with the arguments in an object reused
+/// per thread so that a call allocates nothing.
+/// </summary>
+internal sealed class FlatBinaryJob<T, TOp> where T : unmanaged, INumber<T> where TOp : IBinaryOp
+{
+    [ThreadStatic] private static FlatBinaryJob<T, TOp>? t_job;
+
+    private T[] _a = [], _b = [], _y = [];
+    private int _sa, _sb;
+    private readonly Action<int, int> _body;
+
+    private FlatBinaryJob() => _body = Chunk;
+
+    /// <summary>y[i] = op(a[i·sa], b[i·sb]) for i in [0, count).</summary>
+    public static void Run(T[] a, int sa, T[] b, int sb, T[] y, int count, int threads)
+    {
+        var job = t_job ??= new FlatBinaryJob<T, TOp>();
+        (job._a, job._sa, job._b, job._sb, job._y) = (a, sa, b, sb, y);
+        try
+        {
+            Parallelism.For(count, threads, job._body);
+        }
+        finally
+        {
+            (job._a, job._b, job._y) = ([], [], []);
+        }
+    }
+
+    private void Chunk(int start, int end)
+    {
+        int n = end - start;
+        var dst = _y.AsSpan(start, n);
+        if (_sa == 1 && _sb == 1) TOp.Apply<T>(_a.AsSpan(start, n), _b.AsSpan(start, n), dst);
+        else if (_sa == 1) TOp.Apply(_a.AsSpan(start, n), _b[0], dst);
+        else if (_sb == 1) TOp.Apply(_a[0], _b.AsSpan(start, n), dst);
+        else
+        {
+            TOp.Apply<T>(_a.AsSpan(0, 1), _b.AsSpan(0, 1), dst[..1]);
+            dst.Fill(dst[0]);
+        }
     }
 }
 

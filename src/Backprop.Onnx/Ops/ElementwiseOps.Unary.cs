@@ -57,10 +57,54 @@ internal sealed class UnaryKernel(UnaryMap map) : Kernel
     }
 
     private static void Floats<T>(UnaryMap map, T[] x, T[] y, int n, int threads) where T : unmanaged, IFloatingPointIeee754<T> =>
-        Parallelism.For(n, threads, (s, e) => map.Float<T>(x.AsSpan(s, e - s), y.AsSpan(s, e - s)));
+        UnaryJob<T>.Run(map, x, y, n, threads, floats: true);
 
     private static void Numbers<T>(UnaryMap map, T[] x, T[] y, int n, int threads) where T : unmanaged, INumber<T> =>
-        Parallelism.For(n, threads, (s, e) => map.Number<T>(x.AsSpan(s, e - s), y.AsSpan(s, e - s)));
+        UnaryJob<T>.Run(map, x, y, n, threads, floats: false);
+
+    /// <summary>One call's arguments, in an object reused per thread so that the parallel loop allocates no closure.</summary>
+    private sealed class UnaryJob<T> where T : unmanaged, INumber<T>
+    {
+        [ThreadStatic] private static UnaryJob<T>? t_job;
+
+        private UnaryMap? _map;
+        private T[] _x = [], _y = [];
+        private bool _floats;
+        private readonly Action<int, int> _body;
+
+        private UnaryJob() => _body = Chunk;
+
+        public static void Run(UnaryMap map, T[] x, T[] y, int n, int threads, bool floats)
+        {
+            var job = t_job ??= new UnaryJob<T>();
+            (job._map, job._x, job._y, job._floats) = (map, x, y, floats);
+            try
+            {
+                Parallelism.For(n, threads, job._body);
+            }
+            finally
+            {
+                (job._map, job._x, job._y) = (null, [], []);
+            }
+        }
+
+        private void Chunk(int s, int e)
+        {
+            if (_floats) FloatChunk(this, s, e);
+            else _map!.Number<T>(_x.AsSpan(s, e - s), _y.AsSpan(s, e - s));
+        }
+
+        /// <summary>The float map (T is float, double or Half here: <see cref="Floats{T}"/> is its only caller with floats set).</summary>
+        private static void FloatChunk(UnaryJob<T> job, int s, int e)
+        {
+            switch (job._x)
+            {
+                case float[] x: job._map!.Float<float>(x.AsSpan(s, e - s), ((float[])(object)job._y).AsSpan(s, e - s)); break;
+                case double[] x: job._map!.Float<double>(x.AsSpan(s, e - s), ((double[])(object)job._y).AsSpan(s, e - s)); break;
+                case Half[] x: job._map!.Float<Half>(x.AsSpan(s, e - s), ((Half[])(object)job._y).AsSpan(s, e - s)); break;
+            }
+        }
+    }
 }
 
 /// <summary>Element-type sets and small tensor helpers shared by the elementwise and activation families.</summary>

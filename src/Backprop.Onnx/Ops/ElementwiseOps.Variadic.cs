@@ -14,6 +14,7 @@ internal sealed class VariadicKernel<TOp>(bool mean) : Kernel where TOp : IBinar
 {
     public override void Run(KernelContext ctx)
     {
+        if (TrySameShapes(ctx)) return;
         var inputs = new List<OnnxTensor>();
         for (int i = 0; i < ctx.InputCount; i++) if (ctx.Input(i) is { } t) inputs.Add(t);
         if (inputs.Count == 0) throw ctx.Invalid("needs at least one input");
@@ -29,6 +30,30 @@ internal sealed class VariadicKernel<TOp>(bool mean) : Kernel where TOp : IBinar
             BinaryDriver.Run<TOp>(ctx, new BroadcastLoop(outShape, outShape, inputs[i].Dims), y, inputs[i], y);
         if (mean) UnaryKernel.Apply(ctx, new DivideBy(inputs.Count), y, y);
         ctx.SetOutput(0, y);
+    }
+
+    /// <summary>
+    /// Two or more inputs of one shape and type (a gradient summed at a fan-out, a residual sum): the same left fold, each
+    /// step one whole run, without the lists and loop plans of the general case. False (nothing done) otherwise.
+    /// </summary>
+    private bool TrySameShapes(KernelContext ctx)
+    {
+        OnnxTensor? first = null, second = null;
+        for (int i = 0; i < ctx.InputCount; i++)
+        {
+            if (ctx.Input(i) is not { } t) continue;
+            if (first is null) first = t;
+            else if (t.ElementType != first.ElementType || !t.Dims.AsSpan().SequenceEqual(first.Dims)) return false;
+            else second ??= t;
+        }
+        if (first is null || second is null || mean) return false;
+        var loop = BroadcastLoop.Of(ctx, first.Dims, first.Dims);
+        var y = ctx.Allocate(first.ElementType, first.Dims);
+        BinaryDriver.Run<TOp>(ctx, loop, first, second, y);
+        for (int i = 0, seen = 0; i < ctx.InputCount; i++)
+            if (ctx.Input(i) is { } t && ++seen > 2) BinaryDriver.Run<TOp>(ctx, loop, y, t, y);
+        ctx.SetOutput(0, y);
+        return true;
     }
 
     private sealed class DivideBy(int count) : UnaryMap

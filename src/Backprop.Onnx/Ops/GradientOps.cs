@@ -45,19 +45,32 @@ internal static partial class GradientOps
         bool same = shape.Length == g.Rank;
         for (int i = 0; i < shape.Length && same; i++) same = shape[i] == g.Dims[i];
         if (same) { ctx.SetOutput(0, g); return; }
-        var target = new int[shape.Length];
+        if (shape.Length > g.Rank) throw ctx.Invalid($"cannot sum a gradient of shape [{string.Join(',', g.Dims)}] to rank {shape.Length}");
+        Span<int> target = stackalloc int[shape.Length];
         for (int i = 0; i < target.Length; i++) target[i] = checked((int)shape[i]);
         ctx.SetOutput(0, SumTo(ctx, g, target));
     }
 
-    /// <summary>Sums <paramref name="g"/> (shape S) down to <paramref name="target"/>, where S is target broadcast.</summary>
-    internal static OnnxTensor SumTo(KernelContext ctx, OnnxTensor g, int[] target)
+    /// <summary>
+    /// Sums <paramref name="g"/> (shape S) down to <paramref name="target"/>, where S is target broadcast (each target
+    /// dimension, aligned from the right, is S's or 1). Strides live on the stack: this runs for every bias gradient.
+    /// </summary>
+    internal static OnnxTensor SumTo(KernelContext ctx, OnnxTensor g, ReadOnlySpan<int> target)
     {
         var outShape = g.Dims;
-        if (Broadcast.TryShape(outShape, target) is not { } b || !b.AsSpan().SequenceEqual(outShape))
-            throw ctx.Invalid($"cannot sum a gradient of shape [{string.Join(',', outShape)}] to [{string.Join(',', target)}]");
+        int offset = outShape.Length - target.Length;
+        bool ok = offset >= 0;
+        for (int i = 0; ok && i < target.Length; i++) ok = target[i] == 1 || target[i] == outShape[offset + i];
+        if (!ok) throw ctx.Invalid($"cannot sum a gradient of shape [{string.Join(',', outShape)}] to [{string.Join(',', target.ToArray())}]");
         var result = ctx.Allocate(g.ElementType, target);
-        var strides = Broadcast.Strides(target, outShape);
+        // Broadcast.Strides on the stack: target's row-major strides aligned with outShape, 0 where target is broadcast.
+        Span<long> strides = stackalloc long[outShape.Length];
+        long stride = 1;
+        for (int i = target.Length - 1; i >= 0; i--)
+        {
+            strides[offset + i] = target[i] == 1 && outShape[offset + i] != 1 ? 0 : stride;
+            stride *= target[i];
+        }
         switch (g.ElementType)
         {
             case DataType.Float: Accumulate(g.AsSpan<float>(), result.AsSpan<float>(), outShape, strides); break;
@@ -73,7 +86,7 @@ internal static partial class GradientOps
     /// vector-wise, a summed one accumulates into one element; each destination element receives its terms in the same
     /// order either way.
     /// </summary>
-    private static void Accumulate<T>(Span<T> src, Span<T> dst, int[] outShape, long[] strides) where T : struct, System.Numerics.INumber<T>
+    private static void Accumulate<T>(Span<T> src, Span<T> dst, int[] outShape, ReadOnlySpan<long> strides) where T : struct, System.Numerics.INumber<T>
     {
         if (src.Length == 0) return;
         // Merged axes on the stack (a rank is small), so a step allocates nothing here.

@@ -89,30 +89,56 @@ internal static partial class LossOps
             var target = ctx.RequiredInput(2);
             var weight = ctx.Input(3);
             var (n, c, d) = CheckShapes(ctx, x, target, weight);
-            var targets = ReductionOps.ReadInts(ctx, target, "target");
+            RequireTargetType(ctx, target);
             if (x.ElementType == DataType.Float) Run<float>();
             else Run<double>();
 
             void Run<T>() where T : unmanaged, IFloatingPointIeee754<T>
             {
                 var dLoss = ctx.Input(0);
+                var dLogProb = softmax ? ctx.Input(4) : null;
+                var w = weight is null ? null : (T[])weight.Buffer;
+                int count = n * d;
+                T scale = T.One;
+                T[] dl = [];
+                if (dLoss is not null)
+                {
+                    dl = (T[])dLoss.Buffer;
+                    if (a.Reduction == Reduction.None ? dLoss.ElementCount != count : dLoss.ElementCount != 1) throw ctx.Invalid($"dLoss has {dLoss.ElementCount} elements");
+                    if (a.Reduction == Reduction.Mean)
+                    {
+                        double weightSum = 0;
+                        for (int i = 0; i < count; i++) weightSum += double.CreateChecked(AppliedWeight(ctx, target, i, w, a.IgnoreIndex, c));
+                        scale = T.One / T.CreateChecked(weightSum);
+                    }
+                }
+                // The NLL part of the cotangent of element i's target score: −weight·dLoss (scaled for "mean").
+                T Nll(int i, T applied) => -(applied * (a.Reduction == Reduction.None ? dl[i] : dl[0] * scale));
+                if (softmax && d == 1 && dLoss is not null && dLogProb is null)
+                {
+                    var dxTensor = ctx.AllocateUninitialized(x.ElementType, x.Dims);
+                    var xs = (T[])x.Buffer;
+                    var dxs = (T[])dxTensor.Buffer;
+                    for (int i = 0; i < n; i++)
+                    {
+                        T applied = AppliedWeight(ctx, target, i, w, a.IgnoreIndex, c);
+                        if (applied == T.Zero) dxs.AsSpan(i * c, c).Clear();   // an ignored row: G = 0
+                        else ClassifierRowGrad<T>(xs.AsSpan(i * c, c), dxs.AsSpan(i * c, c), (int)TargetAt(target, i), Nll(i, applied));
+                    }
+                    ctx.SetOutput(0, dxTensor);
+                    return;
+                }
                 // g, logProb and dx come from the plan's pool: g is only scratch when softmax (freed after the node).
                 var gTensor = ctx.Allocate(x.ElementType, x.Dims);
                 var g = gTensor.AsSpan<T>();
-                if (softmax && ctx.Input(4) is { } dLogProb) dLogProb.AsSpan<T>().CopyTo(g);
+                dLogProb?.AsSpan<T>().CopyTo(g);
                 if (dLoss is not null)
-                {
-                    var dl = dLoss.AsSpan<T>();
-                    if (a.Reduction == Reduction.None ? dl.Length != targets.Length : dl.Length != 1) throw ctx.Invalid($"dLoss has {dl.Length} elements");
-                    var (applied, weightSum) = AppliedWeights<T>(ctx, targets, weight, a.IgnoreIndex, c);
-                    T scale = a.Reduction == Reduction.Mean ? T.One / T.CreateChecked(weightSum) : T.One;
-                    for (int i = 0; i < targets.Length; i++)
+                    for (int i = 0; i < count; i++)
                     {
-                        if (applied[i] == T.Zero) continue;
-                        T gi = a.Reduction == Reduction.None ? dl[i] : dl[0] * scale;
-                        g[ClassIndex(i, targets[i], c, d)] -= applied[i] * gi;
+                        T applied = AppliedWeight(ctx, target, i, w, a.IgnoreIndex, c);
+                        if (applied == T.Zero) continue;
+                        g[ClassIndex(i, TargetAt(target, i), c, d)] += Nll(i, applied);
                     }
-                }
                 if (!softmax)
                 {
                     ctx.SetOutput(0, gTensor);
@@ -121,10 +147,26 @@ internal static partial class LossOps
                 var logProb = (T[])ctx.AllocateUninitialized(x.ElementType, x.Dims).Buffer;
                 int threads = ReductionOps.Parallelism(ctx, x.ElementCount);
                 SoftmaxOps.Lines((T[])x.Buffer, logProb, n, c, d, SoftmaxOps.Kind.LogSoftmax, threads);
-                var dxTensor = ctx.AllocateUninitialized(x.ElementType, x.Dims);
-                SoftmaxOps.GradLines((T[])gTensor.Buffer, logProb, (T[])dxTensor.Buffer, n, c, d, log: true, threads);
-                ctx.SetOutput(0, dxTensor);
+                var dx = ctx.AllocateUninitialized(x.ElementType, x.Dims);
+                SoftmaxOps.GradLines((T[])gTensor.Buffer, logProb, (T[])dx.Buffer, n, c, d, log: true, threads);
+                ctx.SetOutput(0, dx);
             }
         });
+    }
+
+    /// <summary>
+    /// One row of SoftmaxCrossEntropyLossGrad over [n, c] scores when the cotangent G of the log-probabilities has one
+    /// nonzero, g at class t (the NLL part alone): Σ G = g, so the log-softmax VJP dx = G − softmax(x)·Σ G is −p·g, and
+    /// g − p_t·g at t. The log-probabilities are computed in dx itself; the operations and their order are those of
+    /// the general path (SoftmaxOps.GradLines), without the G buffer.
+    /// </summary>
+    private static void ClassifierRowGrad<T>(ReadOnlySpan<T> x, Span<T> dx, int t, T g) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        SoftmaxOps.Line<T>(x, dx, SoftmaxOps.Kind.LogSoftmax);
+        System.Numerics.Tensors.TensorPrimitives.Exp(dx, dx);
+        System.Numerics.Tensors.TensorPrimitives.Multiply(dx, g, dx);
+        T pg = dx[t];
+        System.Numerics.Tensors.TensorPrimitives.Subtract(T.Zero, dx, dx);
+        dx[t] = g - pg;
     }
 }

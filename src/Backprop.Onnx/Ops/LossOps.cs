@@ -62,7 +62,7 @@ internal static partial class LossOps
             var target = ctx.RequiredInput(1);
             var weight = ctx.Input(2);
             var (n, c, d) = CheckShapes(ctx, x, target, weight);
-            var targets = ReductionOps.ReadInts(ctx, target, "target");
+            RequireTargetType(ctx, target);
             if (x.ElementType == DataType.Float) Run<float>();
             else if (x.ElementType == DataType.Double) Run<double>();
             else throw op.Unsupported($"input of type {DataTypes.OnnxName(x.ElementType)}");
@@ -72,51 +72,63 @@ internal static partial class LossOps
                 var logProb = x;
                 if (softmax)
                 {
-                    logProb = ctx.Allocate(x.ElementType, x.Shape);
-                    SoftmaxOps.Lines((T[])x.Buffer, (T[])logProb.Buffer, n, c, d, SoftmaxOps.Kind.LogSoftmax, ReductionOps.Parallelism(ctx, x.ElementCount));
+                    logProb = ctx.AllocateUninitialized(x.ElementType, x.Shape);
+                    LogSoftmax((T[])x.Buffer, (T[])logProb.Buffer, n, c, d, ReductionOps.Parallelism(ctx, x.ElementCount));
                 }
                 if (weight is not null && weight.ElementType != x.ElementType) throw op.Unsupported("weights of another type than the input");
-                var (applied, weightSum) = AppliedWeights<T>(ctx, targets, weight, a.IgnoreIndex, c);
-                var perElement = new T[targets.Length];
-                double lossSum = 0;
+                var w = weight is null ? null : (T[])weight.Buffer;
+                int count = n * d;
+                var perElement = a.Reduction == Reduction.None ? ctx.Allocate(x.ElementType, target.Dims) : null;
+                var pe = perElement is null ? default : perElement.AsSpan<T>();
+                double lossSum = 0, weightSum = 0;
                 var lp = logProb.AsSpan<T>();
-                for (int i = 0; i < targets.Length; i++)
+                for (int i = 0; i < count; i++)
                 {
-                    if (applied[i] == T.Zero) continue;
-                    perElement[i] = -lp[ClassIndex(i, targets[i], c, d)] * applied[i];
-                    lossSum += double.CreateChecked(perElement[i]);
+                    T applied = AppliedWeight(ctx, target, i, w, a.IgnoreIndex, c);
+                    if (applied == T.Zero) continue;
+                    weightSum += double.CreateChecked(applied);
+                    T loss = -lp[ClassIndex(i, TargetAt(target, i), c, d)] * applied;
+                    if (perElement is not null) pe[i] = loss;
+                    lossSum += double.CreateChecked(loss);
                 }
-                var output = a.Reduction switch
-                {
-                    Reduction.None => OnnxTensor.FromArray(perElement, target.Dims),
-                    Reduction.Sum => OnnxTensor.FromArray(new[] { T.CreateChecked(lossSum) }),
-                    _ => OnnxTensor.FromArray(new[] { T.CreateChecked(lossSum / weightSum) }),
-                };
+                var output = perElement ?? ctx.AllocateUninitialized(x.ElementType, []);
+                if (perElement is null) output.AsSpan<T>()[0] = T.CreateChecked(a.Reduction == Reduction.Sum ? lossSum : lossSum / weightSum);
                 ctx.SetOutput(0, output);
                 if (softmax) ctx.SetOutput(1, logProb);
             }
         });
     }
 
-    /// <summary>
-    /// The weight each target element applies: weight[target] (1 without weights), 0 where target = ignore_index;
-    /// and their sum (the divisor of reduction "mean"). Throws for a target outside [0, C) that is not ignored.
-    /// </summary>
-    internal static (T[] Applied, double Sum) AppliedWeights<T>(KernelContext ctx, long[] targets, OnnxTensor? weight, long? ignoreIndex, int c)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>LogSoftmax along axis 1 of [n, c, d]: row by row on this thread when d = 1 (the classifier case), else <see cref="SoftmaxOps.Lines{T}"/>.</summary>
+    private static void LogSoftmax<T>(T[] x, T[] logProb, int n, int c, int d, int threads) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var w = weight is null ? null : (T[])weight.Buffer;
-        var applied = new T[targets.Length];
-        double sum = 0;
-        for (int i = 0; i < targets.Length; i++)
+        if (d != 1 || c == 0)
         {
-            long t = targets[i];
-            if (ignoreIndex == t) continue;
-            if (t < 0 || t >= c) throw ctx.Invalid($"target {t} at flat index {i} is outside [0, {c}) and is not ignore_index");
-            applied[i] = w is null ? T.One : w[t];
-            sum += double.CreateChecked(applied[i]);
+            SoftmaxOps.Lines(x, logProb, n, c, d, SoftmaxOps.Kind.LogSoftmax, threads);
+            return;
         }
-        return (applied, sum);
+        for (int i = 0; i < n; i++) SoftmaxOps.Line<T>(x.AsSpan(i * c, c), logProb.AsSpan(i * c, c), SoftmaxOps.Kind.LogSoftmax);
+    }
+
+    /// <summary>Throws unless the target tensor holds int32 or int64.</summary>
+    internal static void RequireTargetType(KernelContext ctx, OnnxTensor target)
+    {
+        if (target.ElementType is not (DataType.Int64 or DataType.Int32)) throw ctx.Invalid($"target must be int64, got {DataTypes.OnnxName(target.ElementType)}");
+    }
+
+    /// <summary>Target element <paramref name="i"/> (int32 or int64, checked by <see cref="RequireTargetType"/>).</summary>
+    internal static long TargetAt(OnnxTensor target, int i) => target.Buffer is long[] l ? l[i] : ((int[])target.Buffer)[i];
+
+    /// <summary>
+    /// The weight target element <paramref name="i"/> applies: weight[target] (1 without weights), 0 where target =
+    /// ignore_index. Throws for a target outside [0, C) that is not ignored.
+    /// </summary>
+    internal static T AppliedWeight<T>(KernelContext ctx, OnnxTensor target, int i, T[]? w, long? ignoreIndex, int c) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        long t = TargetAt(target, i);
+        if (ignoreIndex == t) return T.Zero;
+        if (t < 0 || t >= c) throw ctx.Invalid($"target {t} at flat index {i} is outside [0, {c}) and is not ignore_index");
+        return w is null ? T.One : w[t];
     }
 
     /// <summary>Flat index of input[n, target, d…] for target element i of [N, d…] (D = Π d…).</summary>

@@ -74,74 +74,155 @@ internal static partial class NormalizationOps
         return new LambdaKernel(ctx =>
         {
             var x = ctx.RequiredInput(1);
-            int n = x.Dims[0], c = x.Dims[1], s = ReductionOps.Product(x.Shape, 2, x.Rank);
-            if (x.ElementType == DataType.Float) Run<float>();
-            else Run<double>();
-
-            void Run<T>() where T : unmanaged, IFloatingPointIeee754<T>
-            {
-                T[]? Opt(int i) => ctx.Input(i) is { } t ? (T[])t.Buffer : null;
-                var xs = (T[])x.Buffer;
-                var dy = Opt(0);
-                var scale = (T[])ctx.RequiredInput(2).Buffer;
-                T[] mean = (T[])ctx.RequiredInput(3).Buffer, variance = (T[])ctx.RequiredInput(4).Buffer;
-                var dRunMean = Opt(5);
-                var dRunVar = Opt(6);
-                if (training) (mean, variance) = ChannelStatistics(xs, n, c, s, 1);
-                T m = T.CreateChecked(momentum), count = T.CreateChecked((long)n * s), half = T.CreateChecked(0.5);
-                // Every element of dX is written (channel by channel, image by image).
-                var dxTensor = ctx.AllocateUninitialized(x.ElementType, x.Dims);
-                var dx = (T[])dxTensor.Buffer;
-                var dScale = new T[c];
-                var dB = new T[c];
-                var dMean = new T[c];
-                var dVar = new T[c];
-                ReductionOps.ForChunks(c, ReductionOps.Parallelism(ctx, x.ElementCount), (from, to) =>
-                {
-                    for (int ch = from; ch < to; ch++) Channel(ch);
-                });
-                ctx.SetOutput(0, dxTensor);
-                T[][] rest = [dScale, dB, dMean, dVar];
-                for (int k = 0; k < 4; k++) ctx.SetOutput(k + 1, OnnxTensor.FromArray(rest[k], c));
-
-                void Channel(int ch)
-                {
-                    T r = T.One / T.Sqrt(variance[ch] + T.CreateChecked(epsilon)), mu = mean[ch];
-                    T sdy = T.Zero, sdyxc = T.Zero;
-                    if (dy is not null)
-                        for (int i = 0; i < n; i++)
-                        {
-                            var g = dy.AsSpan((i * c + ch) * s, s);
-                            sdy += ReductionOps.Sum<T>(g);
-                            sdyxc += SumOfProductsWithDeviations<T>(g, xs.AsSpan((i * c + ch) * s, s), mu);
-                        }
-                    dScale[ch] = sdyxc * r;
-                    dB[ch] = sdy;
-                    // dX = A·dY + B + C·(X − μ)
-                    T a = scale[ch] * r, b = T.Zero, cc = T.Zero;
-                    if (training)
-                    {
-                        b = -a * sdy / count;
-                        cc = -a * r * r * sdyxc / count;
-                        if (dRunMean is not null) { b += (T.One - m) * dRunMean[ch] / count; dMean[ch] = m * dRunMean[ch]; }
-                        if (dRunVar is not null) { cc += (T.One - m) * (dRunVar[ch] + dRunVar[ch]) / count; dVar[ch] = m * dRunVar[ch]; }
-                    }
-                    else
-                    {
-                        dMean[ch] = -a * sdy;
-                        dVar[ch] = -half * a * r * r * sdyxc;
-                    }
-                    for (int i = 0; i < n; i++)
-                    {
-                        var dst = dx.AsSpan((i * c + ch) * s, s);
-                        TP.Subtract(xs.AsSpan((i * c + ch) * s, s), mu, dst);
-                        TP.Multiply(dst, cc, dst);
-                        TP.Add(dst, b, dst);
-                        if (dy is not null) TP.MultiplyAdd(dy.AsSpan((i * c + ch) * s, s), a, dst, dst);
-                    }
-                }
-            }
+            int c = x.Dims[1];
+            // Every element of dX is written (channel by channel, image by image); dmean and dvar stay 0 in training
+            // mode unless the running statistics have cotangents.
+            var dx = ctx.AllocateUninitialized(x.ElementType, x.Dims);
+            var rest = (ctx.Allocate(x.ElementType, [c]), ctx.Allocate(x.ElementType, [c]), ctx.Allocate(x.ElementType, [c]), ctx.Allocate(x.ElementType, [c]));
+            if (x.ElementType == DataType.Float) BatchNormGradJob<float>.Run(ctx, x, dx, rest, epsilon, momentum, training);
+            else BatchNormGradJob<double>.Run(ctx, x, dx, rest, epsilon, momentum, training);
+            ctx.SetOutput(0, dx);
+            ctx.SetOutput(1, rest.Item1);
+            ctx.SetOutput(2, rest.Item2);
+            ctx.SetOutput(3, rest.Item3);
+            ctx.SetOutput(4, rest.Item4);
         });
+    }
+
+    /// <summary>
+    /// One BatchNormalizationGrad call, channel by channel: (training mode) the batch statistics as the forward pass
+    /// computed them, then Σ dY and Σ dY·(X − μ) in one pass, then dX = A·dY + B + C·(X − μ) in one pass, while the
+    /// channel's slices of X and dY sit in the core's L2. Arguments travel in a job object reused per thread.
+    /// </summary>
+    private sealed class BatchNormGradJob<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        [ThreadStatic] private static BatchNormGradJob<T>? t_job;
+
+        private T[] _x = [], _dx = [], _scale = [], _mean = [], _var = [], _dScale = [], _dB = [], _dMean = [], _dVar = [];
+        private T[]? _dy, _dRunMean, _dRunVar;
+        private int _n, _c, _s;
+        private T _epsilon, _momentum;
+        private bool _training;
+        private readonly Action<int, int> _body;
+
+        private BatchNormGradJob() => _body = Channels;
+
+        public static void Run(KernelContext ctx, OnnxTensor x, OnnxTensor dx, (OnnxTensor, OnnxTensor, OnnxTensor, OnnxTensor) rest, double epsilon, double momentum, bool training)
+        {
+            var job = t_job ??= new BatchNormGradJob<T>();
+            T[]? Opt(int i) => ctx.Input(i) is { } t ? (T[])t.Buffer : null;
+            job._x = (T[])x.Buffer;
+            job._dx = (T[])dx.Buffer;
+            job._dy = Opt(0);
+            job._scale = (T[])ctx.RequiredInput(2).Buffer;
+            job._mean = (T[])ctx.RequiredInput(3).Buffer;
+            job._var = (T[])ctx.RequiredInput(4).Buffer;
+            job._dRunMean = Opt(5);
+            job._dRunVar = Opt(6);
+            (job._dScale, job._dB, job._dMean, job._dVar) = ((T[])rest.Item1.Buffer, (T[])rest.Item2.Buffer, (T[])rest.Item3.Buffer, (T[])rest.Item4.Buffer);
+            (job._n, job._c, job._s) = (x.Dims[0], x.Dims[1], ReductionOps.Product(x.Shape, 2, x.Rank));
+            (job._epsilon, job._momentum, job._training) = (T.CreateChecked(epsilon), T.CreateChecked(momentum), training);
+            try
+            {
+                ReductionOps.ForChunks(job._c, ReductionOps.Parallelism(ctx, x.ElementCount), job._body);
+            }
+            finally
+            {
+                job._x = job._dx = job._scale = job._mean = job._var = job._dScale = job._dB = job._dMean = job._dVar = [];
+                job._dy = job._dRunMean = job._dRunVar = null;
+            }
+        }
+
+        private void Channels(int from, int to)
+        {
+            for (int ch = from; ch < to; ch++) Channel(ch);
+        }
+
+        private void Channel(int ch)
+        {
+            int n = _n, c = _c, s = _s;
+            T[] xs = _x, dx = _dx;
+            T[]? dy = _dy;
+            T mu = _mean[ch], variance = _var[ch];
+            if (_training) (mu, variance) = ChannelMoments(xs, n, c, s, ch);
+            T r = T.One / T.Sqrt(variance + _epsilon), m = _momentum, count = T.CreateChecked((long)n * s);
+            T sdy = T.Zero, sdyxc = T.Zero;
+            if (dy is not null)
+                for (int i = 0; i < n; i++)
+                {
+                    var (a1, a2) = SumsWithDeviations<T>(dy.AsSpan((i * c + ch) * s, s), xs.AsSpan((i * c + ch) * s, s), mu);
+                    sdy += a1;
+                    sdyxc += a2;
+                }
+            _dScale[ch] = sdyxc * r;
+            _dB[ch] = sdy;
+            // dX = A·dY + B + C·(X − μ)
+            T a = _scale[ch] * r, b = T.Zero, cc = T.Zero;
+            if (_training)
+            {
+                b = -a * sdy / count;
+                cc = -a * r * r * sdyxc / count;
+                if (_dRunMean is { } drm) { b += (T.One - m) * drm[ch] / count; _dMean[ch] = m * drm[ch]; }
+                if (_dRunVar is { } drv) { cc += (T.One - m) * (drv[ch] + drv[ch]) / count; _dVar[ch] = m * drv[ch]; }
+            }
+            else
+            {
+                _dMean[ch] = -a * sdy;
+                _dVar[ch] = -T.CreateChecked(0.5) * a * r * r * sdyxc;
+            }
+            for (int i = 0; i < n; i++)
+            {
+                int at = (i * c + ch) * s;
+                BatchNormInputGrad(dy is null ? default : dy.AsSpan(at, s), xs.AsSpan(at, s), mu, a, b, cc, dx.AsSpan(at, s));
+            }
+        }
+    }
+
+    /// <summary>(Σ g, Σ g·(x − m)) in one vectorized pass.</summary>
+    internal static (T Sum, T SumWithDeviations) SumsWithDeviations<T>(ReadOnlySpan<T> g, ReadOnlySpan<T> x, T m) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int n = x.Length, i = 0;
+        T s1 = T.Zero, s2 = T.Zero;
+        if (Vector.IsHardwareAccelerated && Vector<T>.IsSupported && n >= Vector<T>.Count)
+        {
+            Vector<T> acc1 = Vector<T>.Zero, acc2 = Vector<T>.Zero, mv = new(m);
+            for (; i <= n - Vector<T>.Count; i += Vector<T>.Count)
+            {
+                var gv = new Vector<T>(g[i..]);
+                acc1 += gv;
+                acc2 += gv * (new Vector<T>(x[i..]) - mv);
+            }
+            s1 = Vector.Sum(acc1);
+            s2 = Vector.Sum(acc2);
+        }
+        for (; i < n; i++)
+        {
+            s1 += g[i];
+            s2 += g[i] * (x[i] - m);
+        }
+        return (s1, s2);
+    }
+
+    /// <summary>dx = ((x − μ)·cc + b) + a·dy (without dy when it is empty), in one vectorized pass.</summary>
+    internal static void BatchNormInputGrad<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> x, T mu, T a, T b, T cc, Span<T> dx) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int n = x.Length, i = 0;
+        bool hasDy = !dy.IsEmpty;
+        if (Vector.IsHardwareAccelerated && Vector<T>.IsSupported)
+        {
+            Vector<T> mv = new(mu), av = new(a), bv = new(b), cv = new(cc);
+            if (hasDy)
+                for (; i <= n - Vector<T>.Count; i += Vector<T>.Count)
+                    (new Vector<T>(dy[i..]) * av + ((new Vector<T>(x[i..]) - mv) * cv + bv)).CopyTo(dx[i..]);
+            else
+                for (; i <= n - Vector<T>.Count; i += Vector<T>.Count)
+                    ((new Vector<T>(x[i..]) - mv) * cv + bv).CopyTo(dx[i..]);
+        }
+        for (; i < n; i++)
+        {
+            T v = (x[i] - mu) * cc + b;
+            dx[i] = hasDy ? dy[i] * a + v : v;
+        }
     }
 
     private static Kernel CreateInstanceNormGrad(OpContext op)

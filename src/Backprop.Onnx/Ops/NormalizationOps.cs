@@ -1,7 +1,6 @@
 using System.Numerics;
 using Backprop.Onnx.IR;
 using Backprop.Onnx.Runtime;
-using TP = System.Numerics.Tensors.TensorPrimitives;
 
 namespace Backprop.Onnx.Ops;
 
@@ -56,54 +55,6 @@ internal static partial class NormalizationOps
         return new BatchNormAttributes(node.GetFloat("epsilon", 1e-5f), node.GetFloat("momentum", 0.9f), training);
     }
 
-    private static Kernel CreateBatchNorm(OpContext op)
-    {
-        var a = ParseBatchNorm(op);
-        RequireSameFloatTypes(op, 5);
-        return new LambdaKernel(ctx =>
-        {
-            var x = ctx.RequiredInput(0);
-            var p = new OnnxTensor[4];
-            for (int i = 0; i < 4; i++) p[i] = ctx.RequiredInput(i + 1);
-            if (x.Rank < 2) throw ctx.Invalid($"X must have rank 2 or more (N x C x …), got [{string.Join(',', x.Dims)}]");
-            int n = x.Dims[0], c = x.Dims[1], s = ReductionOps.Product(x.Shape, 2, x.Rank);
-            foreach (var t in p)
-            {
-                if (t.ElementType != x.ElementType) throw op.Unsupported($"parameters of type {DataTypes.OnnxName(t.ElementType)} with X of type {DataTypes.OnnxName(x.ElementType)}");
-                if (t.ElementCount != c || t.Rank != 1) throw ctx.Invalid($"scale, B, mean and var must have shape [{c}], got [{string.Join(',', t.Dims)}]");
-            }
-            var y = ctx.Allocate(x.ElementType, x.Shape);
-            int threads = ReductionOps.Parallelism(ctx, x.ElementCount);
-            if (x.ElementType == DataType.Float) Run<float>();
-            else Run<double>();
-            ctx.SetOutput(0, y);
-
-            void Run<T>() where T : unmanaged, IFloatingPointIeee754<T>
-            {
-                T[] mean = (T[])p[2].Buffer, variance = (T[])p[3].Buffer;
-                if (a.Training)
-                {
-                    (mean, variance) = ChannelStatistics((T[])x.Buffer, n, c, s, threads);
-                    T m = T.CreateChecked(a.Momentum), keep = T.One - m;
-                    var runningMean = ctx.Allocate(x.ElementType, [c]);
-                    var runningVar = ctx.Allocate(x.ElementType, [c]);
-                    TP.MultiplyAdd(p[2].AsSpan<T>(), m, Scaled(mean, keep), runningMean.AsSpan<T>());
-                    TP.MultiplyAdd(p[3].AsSpan<T>(), m, Scaled(variance, keep), runningVar.AsSpan<T>());
-                    ctx.SetOutput(1, runningMean);
-                    ctx.SetOutput(2, runningVar);
-                }
-                Normalize((T[])x.Buffer, n, c, s, p[0].AsSpan<T>(), p[1].AsSpan<T>(), mean, variance, T.CreateChecked(a.Epsilon), (T[])y.Buffer, threads);
-            }
-        });
-    }
-
-    private static T[] Scaled<T>(T[] v, T factor) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        var r = new T[v.Length];
-        TP.Multiply(v, factor, r);
-        return r;
-    }
-
     /// <summary>Throws unless the first <paramref name="count"/> inputs' known types are one float type (float or double).</summary>
     internal static void RequireSameFloatTypes(OpContext op, int count)
     {
@@ -115,48 +66,6 @@ internal static partial class NormalizationOps
             if (t != DataType.Undefined && ti != DataType.Undefined && ti != t)
                 throw op.Unsupported($"input {i} of type {DataTypes.OnnxName(ti)} with X of type {DataTypes.OnnxName(t)}");
         }
-    }
-
-    /// <summary>Per-channel mean and biased variance of [n, c, s] (two passes: mean, then squared deviations).</summary>
-    internal static (T[] Mean, T[] Var) ChannelStatistics<T>(T[] x, int n, int c, int s, int threads) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        var mean = new T[c];
-        var variance = new T[c];
-        T count = T.CreateChecked((long)n * s);
-        ReductionOps.ForChunks(c, threads, (from, to) =>
-        {
-            for (int ch = from; ch < to; ch++)
-            {
-                T sum = T.Zero;
-                for (int i = 0; i < n; i++) sum += ReductionOps.Sum<T>(x.AsSpan((i * c + ch) * s, s));
-                T m = sum / count;
-                T sq = T.Zero;
-                for (int i = 0; i < n; i++) sq += SumOfSquaredDeviations<T>(x.AsSpan((i * c + ch) * s, s), m);
-                mean[ch] = m;
-                variance[ch] = sq / count;
-            }
-        });
-        return (mean, variance);
-    }
-
-    /// <summary>y[i, ch, :] = (x[i, ch, :] - mean[ch]) · scale[ch]/sqrt(var[ch] + epsilon) + bias[ch].</summary>
-    private static void Normalize<T>(T[] x, int n, int c, int s, ReadOnlySpan<T> scale, ReadOnlySpan<T> bias, T[] mean, T[] variance, T epsilon, T[] y, int threads)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        var factor = new T[c];
-        var shift = bias.ToArray();
-        for (int ch = 0; ch < c; ch++) factor[ch] = scale[ch] / T.Sqrt(variance[ch] + epsilon);
-        ReductionOps.ForChunks(n * c, threads, (from, to) =>
-        {
-            for (int block = from; block < to; block++)
-            {
-                int ch = block % c;
-                var dst = y.AsSpan(block * s, s);
-                TP.Subtract(x.AsSpan(block * s, s), mean[ch], dst);
-                TP.Multiply(dst, factor[ch], dst);
-                TP.Add(dst, shift[ch], dst);
-            }
-        });
     }
 
     /// <summary>Σ (x - m)², vectorized with a fixed association order.</summary>

@@ -23,7 +23,8 @@ internal static partial class PoolingOps
             if (x.ElementType != dy.ElementType) throw ctx.Invalid("MaxPoolGrad inputs have different element types");
             var g = Geometry(ctx, window, x.Dims, ceilMode);
             CheckGradShape(ctx, dy, g);
-            var dx = ctx.Allocate(x.ElementType, x.Dims);
+            // The 2×2 path writes every element of dX; the others accumulate into zeros.
+            var dx = Is2x2(g) && UsePool2x2 ? ctx.AllocateUninitialized(x.ElementType, x.Dims) : ctx.Allocate(x.ElementType, x.Dims);
             if (x.ElementType == DataType.Float) MaxPoolBackward((float[])dy.Buffer, (float[])x.Buffer, (float[])dx.Buffer, g, ctx.Options.Threads);
             else MaxPoolBackward((double[])dy.Buffer, (double[])x.Buffer, (double[])dx.Buffer, g, ctx.Options.Threads);
             ctx.SetOutput(0, dx);
@@ -55,13 +56,13 @@ internal static partial class PoolingOps
 
     private static void CheckGradShape(KernelContext ctx, OnnxTensor dy, PoolGeometry g)
     {
-        if (!dy.Shape.SequenceEqual([g.N, g.C, .. g.Output]))
+        if (!dy.Shape.SequenceEqual(g.YDims))
             throw ctx.Invalid($"dY of shape [{string.Join(',', dy.Dims)}], expected [{string.Join(',', new[] { g.N, g.C }.Concat(g.Output))}]");
     }
 
     private static void MaxPoolBackward<T>(T[] dy, T[] x, T[] dx, PoolGeometry g, int threads) where T : IFloatingPointIeee754<T>
     {
-        if (MaxPool2D(x, null, (dy, dx), g, threads)) return;
+        if (TryPool2x2(x, null, (dy, dx), g, threads) || MaxPool2D(x, null, (dy, dx), g, threads)) return;
         var w = g.Windows;
         int inSize = w.InputSize, outSize = w.OutputSize;
         ForEachPlane(g.N * g.C, (long)outSize * w.KernelSize, threads, p =>

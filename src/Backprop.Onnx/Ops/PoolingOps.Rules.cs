@@ -55,7 +55,8 @@ internal static partial class PoolingOps
         var e = ctx.Emit;
         var type = ctx.ElementType(x);
         string scale = e.Div(e.Cast(e.Op("Size", dy), type), e.Cast(e.Op("Size", x), type));
-        return [e.Mul(e.Expand(dy, e.Shape(x)), scale)];
+        // Scaled before it is expanded: the same products, on the small tensor.
+        return [e.Expand(e.Mul(dy, scale), e.Shape(x))];
     }
 
     /// <summary>

@@ -52,7 +52,11 @@ internal static partial class PoolingOps
     private static readonly DataType[] MaxPoolTypes = [DataType.Float, DataType.Double, DataType.Int8, DataType.UInt8];
 
     /// <summary>The resolved geometry of a windowed pool: planes (N·C), output shape and the windows.</summary>
-    private sealed record PoolGeometry(int N, int C, int[] Output, PoolWindows Windows);
+    private sealed record PoolGeometry(int N, int C, int[] Output, PoolWindows Windows)
+    {
+        /// <summary>The output shape [N, C, …Output] (made once, not per call).</summary>
+        public int[] YDims { get; } = [N, C, .. Output];
+    }
 
     /// <summary>
     /// The geometry for an input shape: a pure function of the (immutable) attributes, the shape and ceil_mode, so the
@@ -98,16 +102,17 @@ internal static partial class PoolingOps
         {
             var x = ctx.RequiredInput(0);
             var g = Geometry(ctx, window, x.Dims, ceilMode);
-            var y = ctx.Allocate(x.ElementType, [g.N, g.C, .. g.Output]);
-            var indices = ctx.IsOutputUsed(1) ? ctx.Allocate(DataType.Int64, [g.N, g.C, .. g.Output]) : null;
+            // Every path writes every element of Y (and of Indices).
+            var y = ctx.AllocateUninitialized(x.ElementType, g.YDims);
+            var indices = ctx.IsOutputUsed(1) ? ctx.Allocate(DataType.Int64, g.YDims) : null;
             long[]? idx = (long[]?)indices?.Buffer;
             int threads = ctx.Options.Threads;
             switch (x.ElementType)
             {
-                case DataType.Float: MaxPool((float[])x.Buffer, (float[])y.Buffer, idx, g, x.Dims[2..], storageOrder == 1, threads); break;
-                case DataType.Double: MaxPool((double[])x.Buffer, (double[])y.Buffer, idx, g, x.Dims[2..], storageOrder == 1, threads); break;
-                case DataType.Int8: MaxPool((sbyte[])x.Buffer, (sbyte[])y.Buffer, idx, g, x.Dims[2..], storageOrder == 1, threads); break;
-                case DataType.UInt8: MaxPool((byte[])x.Buffer, (byte[])y.Buffer, idx, g, x.Dims[2..], storageOrder == 1, threads); break;
+                case DataType.Float: MaxPool((float[])x.Buffer, (float[])y.Buffer, idx, g, g.Windows.Shape.Input, storageOrder == 1, threads); break;
+                case DataType.Double: MaxPool((double[])x.Buffer, (double[])y.Buffer, idx, g, g.Windows.Shape.Input, storageOrder == 1, threads); break;
+                case DataType.Int8: MaxPool((sbyte[])x.Buffer, (sbyte[])y.Buffer, idx, g, g.Windows.Shape.Input, storageOrder == 1, threads); break;
+                case DataType.UInt8: MaxPool((byte[])x.Buffer, (byte[])y.Buffer, idx, g, g.Windows.Shape.Input, storageOrder == 1, threads); break;
                 default: throw ctx.Invalid($"MaxPool does not support {DataTypes.OnnxName(x.ElementType)}");
             }
             ctx.SetOutput(0, y);
@@ -126,7 +131,7 @@ internal static partial class PoolingOps
         {
             var x = ctx.RequiredInput(0);
             var g = Geometry(ctx, window, x.Dims, ceilMode);
-            var y = ctx.Allocate(x.ElementType, [g.N, g.C, .. g.Output]);
+            var y = ctx.Allocate(x.ElementType, g.YDims);
             if (x.ElementType == DataType.Float) AveragePool((float[])x.Buffer, (float[])y.Buffer, g, includePad, ctx.Options.Threads);
             else AveragePool((double[])x.Buffer, (double[])y.Buffer, g, includePad, ctx.Options.Threads);
             ctx.SetOutput(0, y);
@@ -160,7 +165,7 @@ internal static partial class PoolingOps
 
     private static void MaxPool<T>(T[] x, T[] y, long[]? indices, PoolGeometry g, int[] input, bool columnMajor, int threads) where T : INumber<T>
     {
-        if (indices is null && MaxPool2D(x, y, null, g, threads)) return;
+        if (indices is null && (TryPool2x2(x, y, null, g, threads) || MaxPool2D(x, y, null, g, threads))) return;
         var w = g.Windows;
         int inSize = w.InputSize, outSize = w.OutputSize;
         ForEachPlane(g.N * g.C, (long)outSize * w.KernelSize, threads, p =>
