@@ -85,7 +85,7 @@ internal static partial class NormalizationOps
                             if (dy is not null)
                             {
                                 var dyr = dy.AsSpan(r * cols, cols);
-                                TP.Multiply(dyr, w, g);
+                                TP.Multiply(dyr, w.AsSpan(0, cols), g);
                                 T mg = ReductionOps.Sum<T>(g) / count;
                                 T mgx = ReductionOps.Dot<T>(g, xc) * inv / count;
                                 b -= inv * mg;
