@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Backprop.Onnx.Autodiff;
 using Backprop.Onnx.IR;
 using Backprop.Onnx.Runtime;
@@ -142,9 +144,9 @@ internal static partial class ShapeOps
 /// Size-1 dimensions are dropped and output dimensions that stay adjacent in the input merged, so e.g. [64,64,32] with
 /// perm (1,0,2) is 4096 contiguous rows of 32 and a [128,512] matrix transpose is one 2-D transpose. When the input's
 /// contiguous dimension stays innermost, each output row is one vectorized span copy; otherwise the two dimensions
-/// that swap (the input's contiguous one and the output's) are copied in 16×16 tiles so that both the strided reads
-/// and the contiguous writes stay in cache (the cache-blocked transpose of e.g. Chatterjee &amp; Sen, "Cache-Efficient
-/// Matrix Transposition", HPCA 2000).
+/// that swap (the input's contiguous one and the output's) are copied in blocks — 8×8 in AVX registers for 4-byte
+/// elements, 16×16 scalar tiles else — so that both the strided and the contiguous side stay in cache (the
+/// cache-blocked transpose of e.g. Chatterjee &amp; Sen, "Cache-Efficient Matrix Transposition", HPCA 2000).
 /// </summary>
 internal static partial class ShapeOps
 {
@@ -226,10 +228,22 @@ internal static partial class ShapeOps
 
         /// <summary>
         /// dst[i·dstRow + j] = src[i + j·srcCol] for i &lt; rows, j &lt; cols, in 16×16 tiles. The caller's extents bound
-        /// every index (rows·dstRow and cols·srcCol stay within the spans the offsets were taken from).
+        /// every index (rows·dstRow and cols·srcCol stay within the spans the offsets were taken from). Within a tile the
+        /// inner loop runs along the side with the larger stride, so each of its lines is used whole at once: 16 lines
+        /// 8 KB apart share one L1 set (8 ways), and reading them element by element in turn cost 3-4× (a [64, 2048]
+        /// float transpose took 242 µs that way, against 36 µs for a plain copy of the same size).
         /// </summary>
         private static void Tile<T>(ref T src, ref T dst, int rows, int dstRow, int cols, int srcCol)
         {
+            if (Unsafe.SizeOf<T>() == 4 && Avx.IsSupported && !RuntimeHelpers.IsReferenceOrContainsReferences<T>() && rows >= 8 && cols >= 8)
+            {
+                int rows8 = rows & ~7, cols8 = cols & ~7;
+                Tile8x8(ref Unsafe.As<T, float>(ref src), ref Unsafe.As<T, float>(ref dst), rows8, dstRow, cols8, srcCol);
+                // The edges that do not fill an 8×8 block: the last rows (every column), the last columns (the other rows).
+                if (rows8 < rows) Tile(ref Unsafe.Add(ref src, rows8), ref Unsafe.Add(ref dst, (nint)rows8 * dstRow), rows - rows8, dstRow, cols, srcCol);
+                if (cols8 < cols) Tile(ref Unsafe.Add(ref src, (nint)cols8 * srcCol), ref Unsafe.Add(ref dst, cols8), rows8, dstRow, cols - cols8, srcCol);
+                return;
+            }
             const int B = 16;
             for (int i0 = 0; i0 < rows; i0 += B)
             {
@@ -237,14 +251,85 @@ internal static partial class ShapeOps
                 for (int j0 = 0; j0 < cols; j0 += B)
                 {
                     int j1 = Math.Min(cols, j0 + B);
-                    for (int i = i0; i < i1; i++)
+                    if (srcCol > dstRow)
                     {
-                        ref T drow = ref Unsafe.Add(ref dst, (nint)i * dstRow);
-                        ref T scol = ref Unsafe.Add(ref src, i);
-                        for (int j = j0; j < j1; j++) Unsafe.Add(ref drow, j) = Unsafe.Add(ref scol, (nint)j * srcCol);
+                        for (int j = j0; j < j1; j++)
+                        {
+                            ref T srow = ref Unsafe.Add(ref src, (nint)j * srcCol);
+                            ref T dcol = ref Unsafe.Add(ref dst, j);
+                            for (int i = i0; i < i1; i++) Unsafe.Add(ref dcol, (nint)i * dstRow) = Unsafe.Add(ref srow, i);
+                        }
+                    }
+                    else
+                    {
+                        for (int i = i0; i < i1; i++)
+                        {
+                            ref T drow = ref Unsafe.Add(ref dst, (nint)i * dstRow);
+                            ref T scol = ref Unsafe.Add(ref src, i);
+                            for (int j = j0; j < j1; j++) Unsafe.Add(ref drow, j) = Unsafe.Add(ref scol, (nint)j * srcCol);
+                        }
                     }
                 }
             }
+        }
+
+        /// <summary>
+        /// The 4-byte tile path: 8×8 blocks transposed in AVX registers (unpack pairs, shuffle quads, swap 128-bit halves;
+        /// the sequence of Intel's optimization manual, "8x8 matrix transpose"). rows and cols are multiples of 8. The side
+        /// with the larger stride is swept in the inner loop, so its 8 current lines are consumed whole before the next
+        /// ones (with 8 KB strides, 16 lines in flight share one L1 set).
+        /// </summary>
+        private static void Tile8x8(ref float src, ref float dst, int rows, int dstRow, int cols, int srcCol)
+        {
+            if (srcCol >= dstRow)
+            {
+                for (int j0 = 0; j0 < cols; j0 += 8)
+                    for (int i0 = 0; i0 < rows; i0 += 8)
+                        Block8x8(ref Unsafe.Add(ref src, i0 + (nint)j0 * srcCol), srcCol, ref Unsafe.Add(ref dst, (nint)i0 * dstRow + j0), dstRow);
+            }
+            else
+            {
+                for (int i0 = 0; i0 < rows; i0 += 8)
+                    for (int j0 = 0; j0 < cols; j0 += 8)
+                        Block8x8(ref Unsafe.Add(ref src, i0 + (nint)j0 * srcCol), srcCol, ref Unsafe.Add(ref dst, (nint)i0 * dstRow + j0), dstRow);
+            }
+        }
+
+        /// <summary>dst[i·dstRow + j] = src[j·srcCol + i] for i, j &lt; 8.</summary>
+        private static void Block8x8(ref float src, int srcCol, ref float dst, int dstRow)
+        {
+            var r0 = Vector256.LoadUnsafe(ref src);
+            var r1 = Vector256.LoadUnsafe(ref src, (nuint)srcCol);
+            var r2 = Vector256.LoadUnsafe(ref src, (nuint)(2 * srcCol));
+            var r3 = Vector256.LoadUnsafe(ref src, (nuint)(3 * srcCol));
+            var r4 = Vector256.LoadUnsafe(ref src, (nuint)(4 * srcCol));
+            var r5 = Vector256.LoadUnsafe(ref src, (nuint)(5 * srcCol));
+            var r6 = Vector256.LoadUnsafe(ref src, (nuint)(6 * srcCol));
+            var r7 = Vector256.LoadUnsafe(ref src, (nuint)(7 * srcCol));
+            var t0 = Avx.UnpackLow(r0, r1);
+            var t1 = Avx.UnpackHigh(r0, r1);
+            var t2 = Avx.UnpackLow(r2, r3);
+            var t3 = Avx.UnpackHigh(r2, r3);
+            var t4 = Avx.UnpackLow(r4, r5);
+            var t5 = Avx.UnpackHigh(r4, r5);
+            var t6 = Avx.UnpackLow(r6, r7);
+            var t7 = Avx.UnpackHigh(r6, r7);
+            var s0 = Avx.Shuffle(t0, t2, 0x44);
+            var s1 = Avx.Shuffle(t0, t2, 0xEE);
+            var s2 = Avx.Shuffle(t1, t3, 0x44);
+            var s3 = Avx.Shuffle(t1, t3, 0xEE);
+            var s4 = Avx.Shuffle(t4, t6, 0x44);
+            var s5 = Avx.Shuffle(t4, t6, 0xEE);
+            var s6 = Avx.Shuffle(t5, t7, 0x44);
+            var s7 = Avx.Shuffle(t5, t7, 0xEE);
+            Avx.Permute2x128(s0, s4, 0x20).StoreUnsafe(ref dst);
+            Avx.Permute2x128(s1, s5, 0x20).StoreUnsafe(ref dst, (nuint)dstRow);
+            Avx.Permute2x128(s2, s6, 0x20).StoreUnsafe(ref dst, (nuint)(2 * dstRow));
+            Avx.Permute2x128(s3, s7, 0x20).StoreUnsafe(ref dst, (nuint)(3 * dstRow));
+            Avx.Permute2x128(s0, s4, 0x31).StoreUnsafe(ref dst, (nuint)(4 * dstRow));
+            Avx.Permute2x128(s1, s5, 0x31).StoreUnsafe(ref dst, (nuint)(5 * dstRow));
+            Avx.Permute2x128(s2, s6, 0x31).StoreUnsafe(ref dst, (nuint)(6 * dstRow));
+            Avx.Permute2x128(s3, s7, 0x31).StoreUnsafe(ref dst, (nuint)(7 * dstRow));
         }
     }
 }

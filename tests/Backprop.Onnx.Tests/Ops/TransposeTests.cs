@@ -4,7 +4,7 @@ using Backprop.Onnx.Tests.Support;
 namespace Backprop.Onnx.Tests.Ops;
 
 /// <summary>
-/// The blocked Transpose kernel (row copies, 16×16 tiles, collapsed and size-1 dimensions, the strided fallback beyond
+/// The blocked Transpose kernel (row copies, 8×8 AVX blocks for 4-byte elements, 16×16 tiles, collapsed and size-1 dimensions, the strided fallback beyond
 /// rank 8) against the definition y[c] = x[c permuted back], element by element, for 1-, 2-, 4-, 8-byte and string elements.
 /// </summary>
 [TestClass]
@@ -15,6 +15,9 @@ public sealed class TransposeTests
     [DataRow(DataType.Float, new[] { 64, 64, 32 }, new long[] { 1, 2, 0 })]     // tiles of the (64·32) × 64 swap
     [DataRow(DataType.Float, new[] { 128, 512 }, new long[] { 1, 0 })]
     [DataRow(DataType.Double, new[] { 33, 17 }, new long[] { 1, 0 })]           // partial tiles on both sides
+    [DataRow(DataType.Float, new[] { 19, 45 }, new long[] { 1, 0 })]            // 8×8 AVX blocks and both edges
+    [DataRow(DataType.Float, new[] { 64, 32, 64 }, new long[] { 2, 0, 1 })]     // the larger stride on the output side
+    [DataRow(DataType.Int32, new[] { 10, 3, 26 }, new long[] { 2, 1, 0 })]
     [DataRow(DataType.Double, new[] { 5, 19, 1, 23 }, new long[] { 3, 2, 0, 1 })]
     [DataRow(DataType.Int64, new[] { 2, 3, 4, 5 }, new long[] { 0, 2, 1, 3 })]
     [DataRow(DataType.Int32, new[] { 3, 4, 5, 6 }, new long[] { 2, 3, 0, 1 })]  // merged pairs: a 2-D transpose
