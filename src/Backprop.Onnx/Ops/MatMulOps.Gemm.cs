@@ -32,13 +32,9 @@ internal static partial class MatMulOps
             if (k != kb) throw ctx.Invalid($"Gemm inner dimensions differ: A' is {m}×{k}, B' is {kb}×{n}");
             var y = ctx.Allocate(a.ElementType, [m, n]);
             bool useC = c is not null && beta != 0;
-            long[] cStrides = [];
-            if (useC)
-            {
-                if (Broadcast.TryShape(c!.Dims, [m, n]) is not { } s || s.Length != 2 || s[0] != m || s[1] != n)
-                    throw ctx.Invalid($"C of shape [{string.Join(',', c.Dims)}] does not broadcast to [{m},{n}]");
-                cStrides = Broadcast.Strides(c.Dims, [m, n]);
-            }
+            var cStrides = (Row: 0L, Col: 0L);
+            if (useC && !TryBroadcastStrides(c!.Dims, m, n, out cStrides))
+                throw ctx.Invalid($"C of shape [{string.Join(',', c.Dims)}] does not broadcast to [{m},{n}]");
             int threads = ctx.Options.Threads;
             switch (a.ElementType)
             {
@@ -54,7 +50,7 @@ internal static partial class MatMulOps
         });
     }
 
-    private static void GemmFloat<T>(OnnxTensor a, OnnxTensor b, OnnxTensor? c, long[] cStrides, OnnxTensor y, bool transA, bool transB,
+    private static void GemmFloat<T>(OnnxTensor a, OnnxTensor b, OnnxTensor? c, (long Row, long Col) cStrides, OnnxTensor y, bool transA, bool transB,
         int m, int n, int k, float alpha, float beta, int threads) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var ys = y.AsSpan<T>();
@@ -63,7 +59,7 @@ internal static partial class MatMulOps
             c is null ? T.Zero : T.CreateChecked(beta), ys, n, threads);
     }
 
-    private static void GemmInteger<T>(OnnxTensor a, OnnxTensor b, OnnxTensor? c, long[] cStrides, OnnxTensor y, bool transA, bool transB,
+    private static void GemmInteger<T>(OnnxTensor a, OnnxTensor b, OnnxTensor? c, (long Row, long Col) cStrides, OnnxTensor y, bool transA, bool transB,
         int m, int n, int k, float alpha, float beta) where T : unmanaged, INumber<T>
     {
         var av = a.AsSpan<T>(); var bv = b.AsSpan<T>(); var ys = y.AsSpan<T>();
@@ -78,13 +74,27 @@ internal static partial class MatMulOps
             }
     }
 
+    /// <summary>
+    /// The element strides of C (rank 0, 1 or 2) broadcast unidirectionally to (m, n): 0 along a broadcast axis (ONNX
+    /// docs/Broadcasting.md, as Gemm's C). False when C does not broadcast. Allocates nothing.
+    /// </summary>
+    private static bool TryBroadcastStrides(int[] c, int m, int n, out (long Row, long Col) strides)
+    {
+        strides = default;
+        if (c.Length > 2) return false;
+        int cm = c.Length == 2 ? c[0] : 1, cn = c.Length >= 1 ? c[^1] : 1;
+        if ((cm != m && cm != 1) || (cn != n && cn != 1)) return false;
+        strides = (cm == 1 ? 0 : cn, cn == 1 ? 0 : 1);
+        return true;
+    }
+
     /// <summary>dst (m×n) = src broadcast with element strides <paramref name="strides"/> (0 on broadcast axes).</summary>
-    private static void FillBroadcast<T>(ReadOnlySpan<T> src, long[] strides, Span<T> dst, int m, int n)
+    private static void FillBroadcast<T>(ReadOnlySpan<T> src, (long Row, long Col) strides, Span<T> dst, int m, int n)
     {
         for (int i = 0; i < m; i++)
         {
-            long row = i * strides[0];
-            if (strides[1] == 1) src.Slice((int)row, n).CopyTo(dst.Slice(i * n, n));
+            long row = i * strides.Row;
+            if (strides.Col == 1) src.Slice((int)row, n).CopyTo(dst.Slice(i * n, n));
             else dst.Slice(i * n, n).Fill(src[(int)row]);
         }
     }

@@ -3,52 +3,9 @@ using Backprop.Onnx.IR;
 
 namespace Backprop.Onnx.Ops;
 
-/// <summary>Gradient rules of MatMul, Gemm and Einsum, in standard ONNX ops.</summary>
+/// <summary>Gradient rules of Gemm and Einsum, in standard ONNX ops (MatMul's is in MatMulOps.MatMulGrad.cs).</summary>
 internal static partial class MatMulOps
 {
-    /// <summary>
-    /// MatMul VJP (PyTorch derivatives.yaml <c>mm</c>/<c>bmm</c> as used by <c>matmul</c>): dA = dY·Bᵀ, dB = Aᵀ·dY, a 1-D
-    /// operand promoted to a row (A) or column (B) and the added axis removed again; broadcast batch axes are summed by the
-    /// pass (Broadcasting). With static ranks it emits MatMul/Transpose, else Einsum with ellipses (below opset 12 such a
-    /// graph runs only on our executor, which registers Einsum for every version).
-    /// </summary>
-    private static string?[] MatMulVjp(GradientContext ctx)
-    {
-        string a = ctx.Input(0), b = ctx.Input(1), dy = ctx.OutputGrad(0)!;
-        var e = ctx.Emit;
-        int? ra = ctx.Rank(a), rb = ctx.Rank(b);
-        bool needA = ctx.NeedsGrad(0), needB = ctx.NeedsGrad(1);
-        if (ra is int x && rb is int y)
-        {
-            if (x >= 2 && y >= 2)
-                return [needA ? e.MatMul(dy, e.Transpose(b, SwapLast(y))) : null, needB ? e.MatMul(e.Transpose(a, SwapLast(x)), dy) : null];
-            if (x == 1 && y >= 2)   // dY: (batch…, N)
-                return [needA ? e.Squeeze(e.MatMul(b, e.Unsqueeze(dy, y - 1)), y - 1) : null,
-                        needB ? e.MatMul(e.Unsqueeze(a, 1), e.Unsqueeze(dy, y - 2)) : null];
-            if (x >= 2 && y == 1)   // dY: (batch…, M)
-                return [needA ? e.MatMul(e.Unsqueeze(dy, x - 1), e.Unsqueeze(b, 0)) : null,
-                        needB ? e.Squeeze(e.MatMul(e.Transpose(a, SwapLast(x)), e.Unsqueeze(dy, x - 1)), x - 1) : null];
-            return [needA ? e.Mul(dy, b) : null, needB ? e.Mul(dy, a) : null];
-        }
-        bool a1 = ra == 1, b1 = rb == 1;
-        string Einsum(string equation, string p, string q) => e.Op("Einsum", [p, q], OnnxAttribute.FromString("equation", equation));
-        return (a1, b1) switch
-        {
-            (false, false) => [needA ? Einsum("...ij,...kj->...ik", dy, b) : null, needB ? Einsum("...ki,...kj->...ij", a, dy) : null],
-            (true, false) => [needA ? Einsum("...j,...kj->...k", dy, b) : null, needB ? Einsum("k,...j->...kj", a, dy) : null],
-            (false, true) => [needA ? Einsum("...i,k->...ik", dy, b) : null, needB ? Einsum("...ik,...i->...k", a, dy) : null],
-            _ => [needA ? e.Mul(dy, b) : null, needB ? e.Mul(dy, a) : null],
-        };
-    }
-
-    /// <summary>The permutation of a rank-<paramref name="rank"/> tensor that swaps its last two axes.</summary>
-    private static long[] SwapLast(int rank)
-    {
-        var perm = Enumerable.Range(0, rank).Select(i => (long)i).ToArray();
-        (perm[^1], perm[^2]) = (perm[^2], perm[^1]);
-        return perm;
-    }
-
     /// <summary>
     /// Gemm VJP (PyTorch derivatives.yaml <c>addmm</c>, with transposes): for Y = α·A′·B′ + β·C, dA′ = α·dY·B′ᵀ,
     /// dB′ = α·A′ᵀ·dY (transposed back where A or B was), dC = β·dY summed to C's shape (C broadcasts unidirectionally,

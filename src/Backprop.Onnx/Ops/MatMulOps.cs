@@ -14,7 +14,16 @@ internal static partial class MatMulOps
     {
         // MatMul (ONNX spec "MatMul", versions 1, 9, 13): numpy.matmul — 1-D operands are promoted to a row (A) or a
         // column (B) and the added dimension removed from the result; batch dimensions broadcast.
-        ops.Add(new OpDefinition("MatMul", CreateMatMul) { Vjp = MatMulVjp, Broadcasting = true });
+        // Its rule's MatMulGrad node returns gradients already summed to the operands' shapes, so the pass need not
+        // un-broadcast them (Broadcasting stays false).
+        ops.Add(new OpDefinition("MatMul", CreateMatMul) { Vjp = MatMulVjp });
+
+        // MatMulGrad(dY, A, B) → (dA, dB) of our domain: MatMul's gradients (see MatMulVjp), with a standard-op form for export.
+        ops.Add(new OpDefinition("MatMulGrad", CreateMatMulGrad, OpRegistry.BackpropDomain)
+        {
+            InferTypes = op => [op.InputType(0), op.InputType(0)],
+            StandardOps = MatMulGradStandard,
+        });
 
         // Gemm (ONNX spec "Gemm", versions 1, 6, 7, 9, 11, 13): Y = alpha·op(A)·op(B) + beta·C, C broadcast
         // unidirectionally to (M, N); optional from version 11.
@@ -61,21 +70,38 @@ internal static partial class MatMulOps
     /// <summary>numpy.matmul of two tensors of one element type (float, double or a 32/64-bit integer type).</summary>
     internal static OnnxTensor MatMul(KernelContext ctx, OnnxTensor a, OnnxTensor b)
     {
-        if (a.Rank == 0 || b.Rank == 0) throw ctx.Invalid("MatMul operands must have rank 1 or more");
-        bool aVector = a.Rank == 1, bVector = b.Rank == 1;
-        int[] aDims = aVector ? [1, a.Dims[0]] : a.Dims;
-        int[] bDims = bVector ? [b.Dims[0], 1] : b.Dims;
-        int m = aDims[^2], k = aDims[^1], n = bDims[^1];
-        if (bDims[^2] != k) throw ctx.Invalid($"MatMul inner dimensions differ: A [{string.Join(',', a.Dims)}], B [{string.Join(',', b.Dims)}]");
-        int[] aBatch = aDims[..^2], bBatch = bDims[..^2];
-        int[] batch = Broadcast.Shape(ctx, aBatch, bBatch);
-        var outShape = new List<int>(batch);
-        if (!aVector) outShape.Add(m);
-        if (!bVector) outShape.Add(n);
-        var y = ctx.Allocate(a.ElementType, [.. outShape]);
-        var (aOff, bOff) = BatchOffsets(batch, aBatch, (long)m * k, bBatch, (long)k * n);
-        BatchedMultiply(a, aOff, b, bOff, y, m, n, k, false, false, ctx.Options.Threads);
+        var s = MatMulShape.Resolve(ctx, a, b);
+        Span<int> shape = stackalloc int[s.OutputRank];
+        s.OutputShape(shape);
+        var y = ctx.AllocateUninitialized(a.ElementType, shape);
+        switch (a.ElementType)
+        {
+            case DataType.Float: MatMulForward((float[])a.Buffer, (float[])b.Buffer, (float[])y.Buffer, s, ctx.Options.Threads); break;
+            case DataType.Double: MatMulForward((double[])a.Buffer, (double[])b.Buffer, (double[])y.Buffer, s, ctx.Options.Threads); break;
+            default:
+                int[] aBatch = a.Rank > 2 ? a.Dims[..^2] : [], bBatch = b.Rank > 2 ? b.Dims[..^2] : [];
+                int[] batch = Broadcast.Shape(ctx, aBatch, bBatch);
+                var (aOff, bOff) = BatchOffsets(batch, aBatch, (long)s.M * s.K, bBatch, (long)s.K * s.N);
+                BatchedMultiply(a, aOff, b, bOff, y, s.M, s.N, s.K, false, false, ctx.Options.Threads);
+                break;
+        }
         return y;
+    }
+
+    /// <summary>
+    /// Y[p] = A[pa]·B[pb] per broadcast batch. When every batch shares one B and A is not broadcast (a Linear layer applied
+    /// to a (batch, sequence, features) input) the batches fold into the rows of one tall product.
+    /// </summary>
+    private static void MatMulForward<T>(T[] a, T[] b, T[] y, MatMulShape s, int threads) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (s.Batches == 0 || s.M == 0 || s.N == 0) return;
+        if (s.BCount == 1)
+        {
+            int rows = s.Batches * s.M;
+            Gemm.Multiply(false, false, rows, s.N, s.K, T.One, a.AsSpan(0, rows * s.K), s.K, b.AsSpan(0, s.K * s.N), s.N, T.Zero, y.AsSpan(0, rows * s.N), s.N, threads);
+            return;
+        }
+        BatchedGemm<T>.Run(s, BatchedGemm<T>.Target.Y, null, a, b, y, threads);
     }
 
     /// <summary>Element offsets of each broadcast batch's A and B matrices (row-major order over <paramref name="batch"/>).</summary>

@@ -74,59 +74,93 @@ internal static partial class NormalizationOps
             var x = ctx.RequiredInput(0);
             int axis = ReductionOps.NormalizeAxis(ctx, a.Axis, x.Rank);
             int rows = ReductionOps.Product(x.Shape, 0, axis), cols = ReductionOps.Product(x.Shape, axis, x.Rank);
-            var statShape = x.Shape.ToArray();
-            for (int d = axis; d < statShape.Length; d++) statShape[d] = 1;
-            var y = ctx.Allocate(x.ElementType, x.Shape);
-            var mean = ctx.Allocate(x.ElementType, statShape);
-            var invStd = ctx.Allocate(x.ElementType, statShape);
+            Span<int> statShape = stackalloc int[x.Rank];
+            for (int d = 0; d < statShape.Length; d++) statShape[d] = d < axis ? x.Dims[d] : 1;
+            // Every element of Y, Mean and InvStdDev is written, except when the normalized size is 0 (then zeros).
+            var y = cols == 0 ? ctx.Allocate(x.ElementType, x.Shape) : ctx.AllocateUninitialized(x.ElementType, x.Shape);
+            var mean = cols == 0 ? ctx.Allocate(x.ElementType, statShape) : ctx.AllocateUninitialized(x.ElementType, statShape);
+            var invStd = cols == 0 ? ctx.Allocate(x.ElementType, statShape) : ctx.AllocateUninitialized(x.ElementType, statShape);
             int threads = ReductionOps.Parallelism(ctx, x.ElementCount);
-            if (x.ElementType == DataType.Float) Run<float>();
-            else Run<double>();
+            var scale = ctx.RequiredInput(1);
+            var bias = ctx.Input(2);
+            if (x.ElementType == DataType.Float)
+                LayerNormJob<float>.Run((float[])x.Buffer, rows, cols, ExpandToNormalized<float>(ctx, op, scale, x.Dims, axis, "Scale"),
+                    bias is null ? null : ExpandToNormalized<float>(ctx, op, bias, x.Dims, axis, "B"), (float)a.Epsilon, (float[])y.Buffer, (float[])mean.Buffer, (float[])invStd.Buffer, threads);
+            else
+                LayerNormJob<double>.Run((double[])x.Buffer, rows, cols, ExpandToNormalized<double>(ctx, op, scale, x.Dims, axis, "Scale"),
+                    bias is null ? null : ExpandToNormalized<double>(ctx, op, bias, x.Dims, axis, "B"), a.Epsilon, (double[])y.Buffer, (double[])mean.Buffer, (double[])invStd.Buffer, threads);
             ctx.SetOutput(0, y);
             ctx.SetOutput(1, mean);
             ctx.SetOutput(2, invStd);
-
-            void Run<T>() where T : unmanaged, IFloatingPointIeee754<T>
-            {
-                var scale = ExpandToNormalized<T>(ctx, op, ctx.RequiredInput(1), x.Dims, axis, "Scale");
-                var bias = ctx.Input(2) is { } b ? ExpandToNormalized<T>(ctx, op, b, x.Dims, axis, "B") : null;
-                LayerNorm((T[])x.Buffer, rows, cols, scale, bias, T.CreateChecked(a.Epsilon), (T[])y.Buffer, (T[])mean.Buffer, (T[])invStd.Buffer, threads);
-            }
-        });
-    }
-
-    private static void LayerNorm<T>(T[] x, int rows, int cols, T[] scale, T[]? bias, T epsilon, T[] y, T[] mean, T[] invStd, int threads)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        if (cols == 0) return;
-        T count = T.CreateChecked(cols);
-        ReductionOps.ForChunks(rows, threads, (from, to) =>
-        {
-            for (int r = from; r < to; r++)
-            {
-                var src = x.AsSpan(r * cols, cols);
-                var dst = y.AsSpan(r * cols, cols);
-                T m = ReductionOps.Sum<T>(src) / count;
-                T inv = T.One / T.Sqrt(SumOfSquaredDeviations<T>(src, m) / count + epsilon);
-                mean[r] = m;
-                invStd[r] = inv;
-                TP.Subtract(src, m, dst);
-                TP.Multiply(dst, inv, dst);
-                TP.Multiply(dst, scale.AsSpan(0, cols), dst);
-                if (bias is not null) TP.Add(dst, bias.AsSpan(0, cols), dst);
-            }
         });
     }
 
     /// <summary>
-    /// Scale or B as a dense vector over the normalized dimensions X[axis:]: it must broadcast to X and be constant
+    /// LayerNormalization forward (ONNX spec "LayerNormalization"), per row of N normalized elements:
+    /// μ = Σx/N, r = 1/√(Σ(x − μ)²/N + ε), Y = (x − μ)·r ⊙ Scale + B; two reductions, then x − μ, ·r and the fused
+    /// ⊙ Scale + B. Rows split into contiguous chunks, one per thread; a pooled job per thread carries the arguments,
+    /// so a call allocates nothing.
+    /// </summary>
+    private sealed class LayerNormJob<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        [ThreadStatic] private static LayerNormJob<T>? t_idle;
+
+        private readonly Action<int, int> _body;
+        private T[]? _x, _scale, _bias, _y, _mean, _invStd;
+        private int _cols;
+        private T _epsilon;
+
+        private LayerNormJob() => _body = Rows;
+
+        public static void Run(T[] x, int rows, int cols, T[] scale, T[]? bias, T epsilon, T[] y, T[] mean, T[] invStd, int threads)
+        {
+            if (cols == 0) return;
+            var job = t_idle ?? new LayerNormJob<T>();
+            t_idle = null;
+            (job._x, job._scale, job._bias, job._y, job._mean, job._invStd, job._cols, job._epsilon) = (x, scale, bias, y, mean, invStd, cols, epsilon);
+            try
+            {
+                ReductionOps.ForChunks(rows, threads, job._body);
+            }
+            finally
+            {
+                job._x = job._scale = job._bias = job._y = job._mean = job._invStd = null;
+                t_idle = job;
+            }
+        }
+
+        private void Rows(int from, int to)
+        {
+            int cols = _cols;
+            T count = T.CreateChecked(cols);
+            var scale = _scale.AsSpan(0, cols);
+            var bias = _bias is null ? default : _bias.AsSpan(0, cols);
+            for (int r = from; r < to; r++)
+            {
+                var src = _x.AsSpan(r * cols, cols);
+                var dst = _y.AsSpan(r * cols, cols);
+                T m = ReductionOps.Sum<T>(src) / count;
+                T inv = T.One / T.Sqrt(SumOfSquaredDeviations<T>(src, m) / count + _epsilon);
+                _mean![r] = m;
+                _invStd![r] = inv;
+                TP.Subtract(src, m, dst);
+                TP.Multiply(dst, inv, dst);
+                if (_bias is null) TP.Multiply(dst, scale, dst);
+                else TP.MultiplyAdd(dst, scale, bias, dst);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Scale or B as a dense vector over the normalized dimensions X[axis:] (its first N elements; read only): it must broadcast to X and be constant
     /// along the dimensions before <paramref name="axis"/> (size 1 there, or absent).
     /// </summary>
     internal static T[] ExpandToNormalized<T>(KernelContext ctx, OpContext op, OnnxTensor t, int[] xShape, int axis, string what)
     {
         if (t.ElementType != DataTypes.Of<T>()) throw op.Unsupported($"{what} of type {DataTypes.OnnxName(t.ElementType)} with X of type {DataTypes.OnnxName(DataTypes.Of<T>())}");
         var src = t.AsSpan<T>();
-        if (NormalizedIndexMap(ctx, t, xShape, axis, what) is not { } map) return src.ToArray();
+        // Already dense: the tensor's own buffer (read only; its first ElementCount elements).
+        if (NormalizedIndexMap(ctx, t, xShape, axis, what) is not { } map) return t.Buffer as T[] ?? src.ToArray();
         var result = new T[map.Length];
         for (int k = 0; k < map.Length; k++) result[k] = src[map[k]];
         return result;
@@ -146,9 +180,9 @@ internal static partial class NormalizationOps
             fits = d == 1 || (d == xd && offset + i >= axis);
         }
         if (!fits) throw ctx.Invalid($"{what} of shape [{string.Join(',', t.Dims)}] does not broadcast to the normalized shape [{string.Join(',', xShape[axis..])}]");
-        var normShape = xShape[axis..];
-        int cols = ReductionOps.Product(normShape, 0, normShape.Length);
+        int cols = ReductionOps.Product(xShape, axis, xShape.Length);
         if (t.ElementCount == cols) return null;
+        var normShape = xShape[axis..];
         int keep = Math.Min(t.Rank, normShape.Length);
         var strides = Runtime.Broadcast.Strides(t.Dims[(t.Rank - keep)..], normShape);
         var map = new int[cols];

@@ -33,95 +33,134 @@ internal static partial class NormalizationOps
         return new LambdaKernel(ctx =>
         {
             var x = ctx.RequiredInput(1);
+            if (x.ElementType == DataType.Float) LayerNormGradJob<float>.Run(ctx, op, a, x);
+            else LayerNormGradJob<double>.Run(ctx, op, a, x);
+        });
+    }
+
+    /// <summary>
+    /// The LayerNormalizationGrad kernel (formulas at <see cref="LayerNormVjp"/>): rows split into one contiguous chunk
+    /// per thread, each summing its rows' dScale and dB terms into its own partial (so the sums do not depend on which
+    /// thread ran a chunk), then the partials added in chunk order. A pooled job per thread carries the arguments and
+    /// the rented scratch, so a call allocates nothing.
+    /// </summary>
+    private sealed class LayerNormGradJob<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        [ThreadStatic] private static LayerNormGradJob<T>? t_idle;
+
+        private readonly Action<int, int> _body;
+        private T[]? _x, _dy, _dMean, _dInv, _w, _dx;
+        private T[][] _partScale = [], _partB = [];
+        private int _rows, _cols, _chunks;
+        private T _epsilon;
+
+        private LayerNormGradJob() => _body = Chunks;
+
+        public static void Run(KernelContext ctx, OpContext op, LayerNormAttributes a, OnnxTensor x)
+        {
             int axis = ReductionOps.NormalizeAxis(ctx, a.Axis, x.Rank);
             int rows = ReductionOps.Product(x.Shape, 0, axis), cols = ReductionOps.Product(x.Shape, axis, x.Rank);
             var scaleTensor = ctx.RequiredInput(2);
-            if (x.ElementType == DataType.Float) Run<float>();
-            else Run<double>();
-
-            void Run<T>() where T : unmanaged, IFloatingPointIeee754<T>
+            var job = t_idle ?? new LayerNormGradJob<T>();
+            t_idle = null;
+            var pool = ArrayPool<T>.Shared;
+            int threads = ReductionOps.Parallelism(ctx, x.ElementCount);
+            int chunks = Math.Max(1, Math.Min(rows, threads));
+            // Every row of dX is written (its first use as scratch is written before it is read).
+            var dxTensor = ctx.AllocateUninitialized(x.ElementType, x.Dims);
+            if (job._partScale.Length < chunks) { job._partScale = new T[chunks][]; job._partB = new T[chunks][]; }
+            job._x = (T[])x.Buffer;
+            job._dy = Optional(ctx, 0);
+            job._dMean = Optional(ctx, 4);
+            job._dInv = Optional(ctx, 5);
+            job._w = ExpandToNormalized<T>(ctx, op, scaleTensor, x.Dims, axis, "Scale");
+            job._dx = (T[])dxTensor.Buffer;
+            (job._rows, job._cols, job._chunks, job._epsilon) = (rows, cols, chunks, T.CreateChecked(a.Epsilon));
+            // Partial sums are rented (only their first cols elements are used) and start at zero.
+            for (int chunk = 0; chunk < chunks; chunk++)
             {
-                T[]? Opt(int i) => ctx.Input(i) is { } t ? (T[])t.Buffer : null;
-                var xs = (T[])x.Buffer;
-                var dy = Opt(0);
-                var dMean = Opt(4);
-                var dInv = Opt(5);
-                var w = ExpandToNormalized<T>(ctx, op, scaleTensor, x.Dims, axis, "Scale");
-                T count = T.CreateChecked(cols), eps = T.CreateChecked(a.Epsilon);
-                // Every row of dX is written (its first use as scratch is written before it is read).
-                var dxTensor = ctx.AllocateUninitialized(x.ElementType, x.Dims);
-                var dx = (T[])dxTensor.Buffer;
-                int threads = ReductionOps.Parallelism(ctx, x.ElementCount);
-                int chunks = Math.Max(1, Math.Min(rows, threads));
-                // Scratch and per-chunk partial sums are rented (a training step runs this every step); only their
-                // first cols elements are used, and the partial sums start at zero.
-                var pool = ArrayPool<T>.Shared;
-                var partScale = new T[chunks][];
-                var partB = new T[chunks][];
-                for (int chunk = 0; chunk < chunks; chunk++)
-                {
-                    Array.Clear(partScale[chunk] = pool.Rent(cols), 0, cols);
-                    Array.Clear(partB[chunk] = pool.Rent(cols), 0, cols);
-                }
-                ReductionOps.ForChunks(chunks, threads, (cf, ct) =>
-                {
-                    var gRented = pool.Rent(cols);
-                    var xcRented = pool.Rent(cols);
-                    var g = gRented.AsSpan(0, cols);
-                    var xc = xcRented.AsSpan(0, cols);
-                    for (int chunk = cf; chunk < ct; chunk++)
-                    {
-                        var pScale = partScale[chunk].AsSpan(0, cols);
-                        var pB = partB[chunk].AsSpan(0, cols);
-                        for (int r = (int)((long)rows * chunk / chunks); r < (int)((long)rows * (chunk + 1) / chunks); r++)
-                        {
-                            var xr = xs.AsSpan(r * cols, cols);
-                            var dst = dx.AsSpan(r * cols, cols);
-                            T mu = ReductionOps.Sum<T>(xr) / count;
-                            T inv = T.One / T.Sqrt(SumOfSquaredDeviations<T>(xr, mu) / count + eps);
-                            TP.Subtract(xr, mu, xc);
-                            T b = dMean is null ? T.Zero : dMean[r] / count;
-                            T c = dInv is null ? T.Zero : -dInv[r] * inv * inv * inv / count;
-                            if (dy is not null)
-                            {
-                                var dyr = dy.AsSpan(r * cols, cols);
-                                TP.Multiply(dyr, w, g);
-                                T mg = ReductionOps.Sum<T>(g) / count;
-                                T mgx = ReductionOps.Dot<T>(g, xc) * inv / count;
-                                b -= inv * mg;
-                                c -= inv * inv * mgx;
-                                TP.Add(pB, dyr, pB);
-                                TP.Multiply(xc, inv, dst); // x̂, reused as scratch for dScale
-                                TP.MultiplyAdd(dyr, dst, pScale, pScale);
-                            }
-                            TP.Multiply(xc, c, dst);
-                            TP.Add(dst, b, dst);
-                            if (dy is not null) TP.MultiplyAdd(g, inv, dst, dst);
-                        }
-                    }
-                    pool.Return(gRented);
-                    pool.Return(xcRented);
-                });
-                var scaleRented = pool.Rent(cols);
-                var biasRented = pool.Rent(cols);
+                Array.Clear(job._partScale[chunk] = pool.Rent(cols), 0, cols);
+                Array.Clear(job._partB[chunk] = pool.Rent(cols), 0, cols);
+            }
+            var scaleRented = pool.Rent(cols);
+            var biasRented = pool.Rent(cols);
+            try
+            {
+                ReductionOps.ForChunks(chunks, threads, job._body);
                 var scaleDense = scaleRented.AsSpan(0, cols);
                 var biasDense = biasRented.AsSpan(0, cols);
                 scaleDense.Clear();
                 biasDense.Clear();
                 for (int chunk = 0; chunk < chunks; chunk++)
                 {
-                    TP.Add(scaleDense, partScale[chunk].AsSpan(0, cols), scaleDense);
-                    TP.Add(biasDense, partB[chunk].AsSpan(0, cols), biasDense);
-                    pool.Return(partScale[chunk]);
-                    pool.Return(partB[chunk]);
+                    TP.Add(scaleDense, job._partScale[chunk].AsSpan(0, cols), scaleDense);
+                    TP.Add(biasDense, job._partB[chunk].AsSpan(0, cols), biasDense);
                 }
                 ctx.SetOutput(0, dxTensor);
-                ctx.SetOutput(1, SumToParameter(ctx, x.ElementType, scaleDense, scaleTensor, x.Dims, axis, "Scale"));
-                if (ctx.Input(3) is { } bias) ctx.SetOutput(2, SumToParameter(ctx, x.ElementType, biasDense, bias, x.Dims, axis, "B"));
+                ctx.SetOutput(1, SumToParameter(ctx, x.ElementType, (ReadOnlySpan<T>)scaleDense, scaleTensor, x.Dims, axis, "Scale"));
+                if (ctx.Input(3) is { } bias) ctx.SetOutput(2, SumToParameter(ctx, x.ElementType, (ReadOnlySpan<T>)biasDense, bias, x.Dims, axis, "B"));
+            }
+            finally
+            {
+                for (int chunk = 0; chunk < chunks; chunk++)
+                {
+                    pool.Return(job._partScale[chunk]);
+                    pool.Return(job._partB[chunk]);
+                    job._partScale[chunk] = job._partB[chunk] = null!;
+                }
                 pool.Return(scaleRented);
                 pool.Return(biasRented);
+                job._x = job._dy = job._dMean = job._dInv = job._w = job._dx = null;
+                t_idle = job;
             }
-        });
+        }
+
+        private static T[]? Optional(KernelContext ctx, int index) => ctx.Input(index) is { } t ? (T[])t.Buffer : null;
+
+        private void Chunks(int cf, int ct)
+        {
+            int rows = _rows, cols = _cols, chunks = _chunks;
+            T count = T.CreateChecked(cols), eps = _epsilon;
+            var pool = ArrayPool<T>.Shared;
+            var gRented = pool.Rent(cols);
+            var xcRented = pool.Rent(cols);
+            var g = gRented.AsSpan(0, cols);
+            var xc = xcRented.AsSpan(0, cols);
+            var w = _w.AsSpan(0, cols);
+            T[]? dy = _dy, dMean = _dMean, dInv = _dInv;
+            for (int chunk = cf; chunk < ct; chunk++)
+            {
+                var pScale = _partScale[chunk].AsSpan(0, cols);
+                var pB = _partB[chunk].AsSpan(0, cols);
+                for (int r = (int)((long)rows * chunk / chunks); r < (int)((long)rows * (chunk + 1) / chunks); r++)
+                {
+                    var xr = _x.AsSpan(r * cols, cols);
+                    var dst = _dx.AsSpan(r * cols, cols);
+                    T mu = ReductionOps.Sum<T>(xr) / count;
+                    T inv = T.One / T.Sqrt(SumOfSquaredDeviations<T>(xr, mu) / count + eps);
+                    TP.Subtract(xr, mu, xc);
+                    T b = dMean is null ? T.Zero : dMean[r] / count;
+                    T c = dInv is null ? T.Zero : -dInv[r] * inv * inv * inv / count;
+                    if (dy is not null)
+                    {
+                        var dyr = dy.AsSpan(r * cols, cols);
+                        TP.Multiply(dyr, w, g);
+                        T mg = ReductionOps.Sum<T>(g) / count;
+                        T mgx = ReductionOps.Dot<T>(g, xc) * inv / count;
+                        b -= inv * mg;
+                        c -= inv * inv * mgx;
+                        TP.Add(pB, dyr, pB);
+                        TP.Multiply(xc, inv, dst); // x̂, reused as scratch for dScale
+                        TP.MultiplyAdd(dyr, dst, pScale, pScale);
+                    }
+                    TP.Multiply(xc, c, dst);
+                    TP.Add(dst, b, dst);
+                    if (dy is not null) TP.MultiplyAdd(g, inv, dst, dst);
+                }
+            }
+            pool.Return(gRented);
+            pool.Return(xcRented);
+        }
     }
 
     /// <summary>Sums a gradient over the normalized dimensions down to the shape of the parameter that was broadcast.</summary>

@@ -90,6 +90,11 @@ internal static partial class SoftmaxOps
     internal static void GradLines<T>(T[] dy, T[] y, T[] dx, int outer, int n, int inner, bool log, int threads) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (n == 0) return;
+        if (inner == 1)
+        {
+            RowJob<T>.Run(y, dy, dx, outer, n, log ? Kind.LogSoftmax : Kind.Softmax, threads);
+            return;
+        }
         ReductionOps.ForChunks(outer * inner, threads, (from, to) =>
         {
             bool strided = inner != 1;

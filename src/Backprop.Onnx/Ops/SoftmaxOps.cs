@@ -67,6 +67,11 @@ internal static partial class SoftmaxOps
     internal static void Lines<T>(T[] x, T[] y, int outer, int n, int inner, Kind kind, int threads) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (n == 0) return;
+        if (inner == 1)
+        {
+            RowJob<T>.Run(x, null, y, outer, n, kind, threads);
+            return;
+        }
         int lines = outer * inner;
         ReductionOps.ForChunks(lines, threads, (from, to) =>
         {
@@ -91,14 +96,10 @@ internal static partial class SoftmaxOps
         switch (kind)
         {
             case Kind.Softmax:
-                TP.Subtract(x, max, y);
-                TP.Exp(y, y);
-                TP.Divide(y, ReductionOps.Sum<T>(y), y);
+                TP.Divide(y, ExpShifted(x, max, y), y);
                 break;
             case Kind.LogSoftmax:
-                TP.Subtract(x, max, y);
-                TP.Exp(y, y);
-                T logSum = T.Log(ReductionOps.Sum<T>(y));
+                T logSum = T.Log(ExpShifted(x, max, y));
                 TP.Subtract(x, max, y);
                 TP.Subtract(y, logSum, y);
                 break;

@@ -143,6 +143,8 @@ public sealed class NormalizationTests
     [DataRow("4,16", -1, "1,16", true)]
     [DataRow("3,1", 1, "1", false)]
     [DataRow("2,9", -2, "1", true)]
+    [DataRow("16,64,128", -1, "128", true)]   // the Transformer's rows (dense Scale and B read in place)
+    [DataRow("7,131", -1, "131", false)]      // vector tails
     public void LayerNormalization_MatchesFormula_WithBroadcastScale(string shapeText, int axis, string scaleShapeText, bool withBias)
     {
         var shape = OpTensors.Shape(shapeText);

@@ -53,6 +53,10 @@ public sealed class SoftmaxTests
     [DataRow("Softmax", "2,3,4", 1, 11)]
     [DataRow("Softmax", "2,3,4", 0, 11)]
     [DataRow("Softmax", "0,5", 1, 13)]
+    [DataRow("Softmax", "64,64", -1, 13)]   // contiguous lines: whole vectors
+    [DataRow("Softmax", "5,100", -1, 13)]   // vectors and a scalar tail
+    [DataRow("LogSoftmax", "6,33", -1, 13)]
+    [DataRow("Hardmax", "4,40", -1, 13)]
     [DataRow("LogSoftmax", "5", 0, 13)]
     [DataRow("LogSoftmax", "3,17", 1, 13)]
     [DataRow("LogSoftmax", "2,8,3", 1, 13)]
@@ -144,5 +148,47 @@ public sealed class SoftmaxTests
         // 3 x 40 x 2 (240 elements): above the elementwise limit, strided lines (inner 2) on several threads' worth of work.
         GradCheck.Op("Softmax", [GradCheck.Random(43, [3, 40, 2], -3, 3)], [OnnxAttribute.FromInt("axis", 1)]);
     }
-}
 
+    [TestMethod]
+    [DataRow("SoftmaxGrad", 1)]
+    [DataRow("SoftmaxGrad", 7)]
+    [DataRow("SoftmaxGrad", 64)]
+    [DataRow("SoftmaxGrad", 100)]
+    [DataRow("LogSoftmaxGrad", 33)]
+    [DataRow("LogSoftmaxGrad", 64)]
+    public void GradKernel_ContiguousLines_MatchScalarReference(string op, int n)
+    {
+        // Enough lines that two threads split them: the result must not depend on the thread count.
+        int lines = 70000 / n + 3;
+        int[] shape = [lines, n];
+        var y0 = OpTensors.Random(6, lines * n, 0, 1);
+        var g0 = OpTensors.Random(7, lines * n, -1, 1);
+        foreach (var type in new[] { DataType.Float, DataType.Double })
+        {
+            var y = type == DataType.Float ? y0.Select(v => (double)(float)v).ToArray() : y0;
+            var g = type == DataType.Float ? g0.Select(v => (double)(float)v).ToArray() : g0;
+            var expected = new double[y.Length];
+            for (int l = 0; l < lines; l++)
+            {
+                double s = 0;
+                for (int j = 0; j < n; j++) s += op == "SoftmaxGrad" ? g[l * n + j] * y[l * n + j] : g[l * n + j];
+                for (int j = 0; j < n; j++)
+                {
+                    int i = l * n + j;
+                    expected[i] = op == "SoftmaxGrad" ? y[i] * (g[i] - s) : g[i] - Math.Exp(y[i]) * s;
+                }
+            }
+            OnnxTensor? single = null;
+            foreach (int threads in new[] { 1, 2 })
+            {
+                var inputs = new[] { OpTensors.Of(type, g, shape), OpTensors.Of(type, y, shape) };
+                var model = SingleNode.Model(op, inputs, 1, 17, Backprop.Onnx.Ops.OpRegistry.BackpropDomain, OnnxAttribute.FromInt("axis", -1));
+                var plan = Backprop.Onnx.Runtime.ExecutionPlan.Compile(model, new Backprop.Onnx.Runtime.ExecutionOptions { Threads = threads });
+                var dx = plan.Run(new Dictionary<string, OnnxTensor> { ["x0"] = inputs[0], ["x1"] = inputs[1] })["y0"];
+                OpTensors.AssertClose(expected, shape, dx, type, what: $"{op} n={n} {DataTypes.OnnxName(type)} threads {threads}");
+                if (single is null) single = dx;
+                else CollectionAssert.AreEqual(Enumerable.Range(0, lines * n).Select(i => single.GetDouble(i)).ToArray(), Enumerable.Range(0, lines * n).Select(i => dx.GetDouble(i)).ToArray());
+            }
+        }
+    }
+}

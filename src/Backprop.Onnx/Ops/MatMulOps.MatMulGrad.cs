@@ -1,0 +1,103 @@
+using System.Numerics;
+using Backprop.Onnx.Autodiff;
+using Backprop.Onnx.IR;
+using Backprop.Onnx.Runtime;
+
+namespace Backprop.Onnx.Ops;
+
+/// <summary>
+/// MatMulGrad(dY, A, B) → (dA, dB) of our domain: MatMul's gradients as GEMMs chosen from the run-time shapes, already
+/// reduced to A's and B's shapes (so the pass does not un-broadcast them), and its standard-op form for export.
+/// </summary>
+internal static partial class MatMulOps
+{
+    /// <summary>
+    /// MatMul VJP (PyTorch derivatives.yaml <c>mm</c>/<c>bmm</c> as used by <c>matmul</c>): dA = Σ dY·Bᵀ, dB = Σ Aᵀ·dY, the
+    /// sums over the batch axes each operand was broadcast along; a 1-D operand is promoted to a row (A) or a column (B)
+    /// and the added axis removed again. One MatMulGrad node, which picks its GEMMs when it runs, so it needs no static
+    /// ranks. A rank known to be 1 is recorded (a_vector / b_vector) for the standard-op form.
+    /// </summary>
+    private static string?[] MatMulVjp(GradientContext ctx)
+    {
+        string a = ctx.Input(0), b = ctx.Input(1);
+        var attrs = new List<OnnxAttribute>();
+        if (ctx.Rank(a) == 1) attrs.Add(OnnxAttribute.FromInt("a_vector", 1));
+        if (ctx.Rank(b) == 1) attrs.Add(OnnxAttribute.FromInt("b_vector", 1));
+        var outs = ctx.Emit.Ops("MatMulGrad", [ctx.OutputGrad(0)!, a, b], 2, OpRegistry.BackpropDomain, [.. attrs]);
+        return [ctx.NeedsGrad(0) ? outs[0] : null, ctx.NeedsGrad(1) ? outs[1] : null];
+    }
+
+    /// <summary>
+    /// MatMulGrad in standard ops (opset 13+), for ≥2-D operands: dA = SumTo(MatMul(dY, Bᵀ), Shape(A)),
+    /// dB = SumTo(MatMul(Aᵀ, dY), Shape(B)), the last two axes swapped by a one-operand Einsum "...ij->...ji" (which
+    /// needs no rank). 1-D operands (a_vector / b_vector) go through Unsqueeze/Squeeze as numpy.matmul promotes them.
+    /// ONNX Runtime's Einsum rejects two operands whose ellipses differ, so the products are MatMul, which broadcasts.
+    /// </summary>
+    private static string[] MatMulGradStandard(GraphEmitter e, Node node)
+    {
+        string dy = node.Inputs[0], a = node.Inputs[1], b = node.Inputs[2];
+        bool a1 = node.GetInt("a_vector", 0) != 0, b1 = node.GetInt("b_vector", 0) != 0;
+        string T(string x) => e.Op("Einsum", [x], OnnxAttribute.FromString("equation", "...ij->...ji"));
+        var (da, db) = (a1, b1) switch
+        {
+            (false, false) => (e.MatMul(dy, T(b)), e.MatMul(T(a), dy)),
+            // A (k), B (…, k, n), dY (…, n).
+            (true, false) => (e.Squeeze(e.MatMul(b, e.Unsqueeze(dy, -1)), -1), e.MatMul(e.Unsqueeze(a, 1), e.Unsqueeze(dy, -2))),
+            // A (…, m, k), B (k), dY (…, m).
+            (false, true) => (e.MatMul(e.Unsqueeze(dy, -1), e.Unsqueeze(b, 0)), e.Squeeze(e.MatMul(T(a), e.Unsqueeze(dy, -1)), -1)),
+            _ => (e.Mul(dy, b), e.Mul(dy, a)),
+        };
+        return [ReductionOps.SumTo(e, da, e.Shape(a)), ReductionOps.SumTo(e, db, e.Shape(b))];
+    }
+
+    private static Kernel CreateMatMulGrad(OpContext op)
+    {
+        if (IsHalfType(op.InputType(0))) return Widened(op, CreateMatMulGrad);
+        op.RequireInputType(0, DataType.Float, DataType.Double);
+        return new LambdaKernel(ctx =>
+        {
+            var dy = ctx.RequiredInput(0);
+            var a = ctx.RequiredInput(1);
+            var b = ctx.RequiredInput(2);
+            if (a.ElementType != dy.ElementType || b.ElementType != dy.ElementType) throw ctx.Invalid("MatMulGrad inputs have different element types");
+            var s = MatMulShape.Resolve(ctx, a, b);
+            if (dy.ElementCount != (long)s.Batches * s.M * s.N)
+                throw ctx.Invalid($"dY of shape [{string.Join(',', dy.Dims)}] does not fit A [{string.Join(',', a.Dims)}] · B [{string.Join(',', b.Dims)}]");
+            // A broadcast operand's gradient accumulates several products: start it from zeros.
+            var da = !ctx.IsOutputUsed(0) ? null : s.ACount < s.Batches ? ctx.Allocate(a.ElementType, a.Dims) : ctx.AllocateUninitialized(a.ElementType, a.Dims);
+            var db = !ctx.IsOutputUsed(1) ? null : s.BCount < s.Batches ? ctx.Allocate(b.ElementType, b.Dims) : ctx.AllocateUninitialized(b.ElementType, b.Dims);
+            int threads = ctx.Options.Threads;
+            if (dy.ElementType == DataType.Float) MatMulBackward((float[])dy.Buffer, (float[])a.Buffer, (float[])b.Buffer, (float[]?)da?.Buffer, (float[]?)db?.Buffer, s, threads);
+            else MatMulBackward((double[])dy.Buffer, (double[])a.Buffer, (double[])b.Buffer, (double[]?)da?.Buffer, (double[]?)db?.Buffer, s, threads);
+            if (da is not null) ctx.SetOutput(0, da);
+            if (db is not null) ctx.SetOutput(1, db);
+        });
+    }
+
+    /// <summary>
+    /// dA[pa] = Σ dY[p]·B[pb]ᵀ and dB[pb] = Σ A[pa]ᵀ·dY[p] over the broadcast batches p (pa, pb: the operands' batches p
+    /// reads). When B is one matrix shared by every batch (a Linear layer on a (batch, sequence, features) input), the
+    /// batches fold into the rows: dA = reshape(dY, [P·m, n])·Bᵀ and dB = reshape(A, [P·m, k])ᵀ·reshape(dY, [P·m, n]),
+    /// one GEMM each with a long dimension. Otherwise one GEMM per batch (in parallel when each writes its own matrix),
+    /// accumulating with β = 1 into a gradient whose operand was broadcast, in batch order.
+    /// </summary>
+    internal static void MatMulBackward<T>(T[] dy, T[] a, T[] b, T[]? da, T[]? db, MatMulShape s, int threads) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int m = s.M, n = s.N, k = s.K, batches = s.Batches;
+        if (batches == 0) return;
+        if (da is not null)
+        {
+            if (s.BCount == 1 && s.ACount == batches)
+                Gemm.Multiply(false, true, batches * m, k, n, T.One, dy.AsSpan(0, batches * m * n), n, b.AsSpan(0, k * n), n, T.Zero, da.AsSpan(0, batches * m * k), k, threads);
+            else
+                BatchedGemm<T>.Run(s, BatchedGemm<T>.Target.A, dy, a: null, b, da, threads);
+        }
+        if (db is not null)
+        {
+            if (s.BCount == 1 && s.ACount == batches)
+                Gemm.Multiply(true, false, k, n, batches * m, T.One, a.AsSpan(0, batches * m * k), k, dy.AsSpan(0, batches * m * n), n, T.Zero, db.AsSpan(0, k * n), n, threads);
+            else
+                BatchedGemm<T>.Run(s, BatchedGemm<T>.Target.B, dy, a, b: null, db, threads);
+        }
+    }
+}
