@@ -37,7 +37,10 @@ internal static partial class ConvOps
     internal static bool UseDirect(ConvShape s) =>
         s.Input.Length == 2 && s.Group == 1 && s.N > 0 && s.C > 0 && s.M > 0
         && s.Output[0] > 0 && s.Output[1] >= DirectMinOutputWidth && (long)s.M * s.C * s.KernelSize <= DirectMaxWeights
-        && DirectConvAccelerated;
+        && DirectConvAccelerated
+        // The (phase) planes of one image and its output planes are indexed with int.
+        && (long)s.C * s.Strides[0] * s.Strides[1] * (s.Output[0] + (s.Kernel[0] - 1) * s.Dilations[0] + 1) * (s.Output[1] + (s.Kernel[1] - 1) * s.Dilations[1] + 1) <= int.MaxValue / 2
+        && (long)s.M * s.OutputSize <= int.MaxValue / 2;
 
     /// <summary>Conv forward of X (N, C, H, W) by direct convolution; the caller checked <see cref="UseDirect"/>.</summary>
     private static void ConvForwardDirect<T>(T[] x, T[] w, T[]? bias, T[] y, ConvShape s, int threads, DirectConvPath path = DirectConvPath.Auto)

@@ -7,7 +7,8 @@ namespace Backprop.Onnx.Ops;
 
 /// <summary>
 /// Convolutions: Conv and ConvTranspose (1-D, 2-D, 3-D and beyond; groups, strides, dilations, pads, auto_pad) by
-/// im2col / col2im around our packed GEMM, and the integer/quantized ConvInteger and QLinearConv.
+/// im2col / col2im around our packed GEMM (Conv's small 2-D forward by direct convolution, ConvOps.Direct*.cs), and the
+/// integer/quantized ConvInteger and QLinearConv.
 /// </summary>
 internal static partial class ConvOps
 {
@@ -124,7 +125,7 @@ internal static partial class ConvOps
     /// <summary>
     /// Per image n and group g: Y[n, g] (M/G × L) = W[g] (M/G × C/G·K) · im2col(X[n, g]) (C/G·K × L), L output positions,
     /// K kernel positions; a 1×1 kernel with stride 1 and no padding multiplies X directly. Images (and groups) run in
-    /// parallel when there are enough of them, else the GEMM itself uses the threads. Small 2-D stride-1 convolutions
+    /// parallel when there are enough of them, else the GEMM itself uses the threads. Small 2-D ungrouped convolutions
     /// run as direct convolutions instead (<see cref="ConvForwardDirect{T}"/>) unless <paramref name="allowDirect"/> is
     /// false (tests compare the two).
     /// </summary>
