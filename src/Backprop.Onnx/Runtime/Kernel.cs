@@ -102,6 +102,27 @@ internal sealed class KernelContext
         if (index < _outputs.Length && _outputs[index] >= 0) _values[_outputs[index]] = tensor;
     }
 
+    /// <summary>
+    /// Sets output <paramref name="index"/> to <paramref name="x"/>'s buffer seen with <paramref name="shape"/> (Reshape,
+    /// Flatten, Squeeze, Unsqueeze). The wrapper made for this output in an earlier run is returned again when it has
+    /// the same buffer, element type and shape (tensors are immutable), so a steady-state run allocates no view.
+    /// </summary>
+    /// <exception cref="ArgumentException">The element counts differ.</exception>
+    public void SetOutputView(int index, OnnxTensor x, ReadOnlySpan<int> shape)
+    {
+        if (index >= _outputs.Length || _outputs[index] < 0) return;
+        int slot = _outputs[index];
+        if (_views is null || _views.Length != _values.Length) _views = new OnnxTensor?[_values.Length];
+        var cached = _views[slot];
+        if (cached is null || !ReferenceEquals(cached.Buffer, x.Buffer) || cached.ElementType != x.ElementType
+            || cached.ElementCount != x.ElementCount || !cached.Dims.AsSpan().SequenceEqual(shape))
+            _views[slot] = cached = x.Reshape(shape);
+        _values[slot] = cached;
+    }
+
+    /// <summary>The view each output slot was last given by <see cref="SetOutputView"/> (per run state, so concurrent runs never share one).</summary>
+    private OnnxTensor?[]? _views;
+
     /// <summary>A zero-filled tensor for an output or scratch space (from the plan's buffer pool when there is one).</summary>
     public OnnxTensor Allocate(DataType type, ReadOnlySpan<int> shape) =>
         _pool is not null && BufferPool.Poolable(type) ? _pool.Rent(type, shape, clear: true) : OnnxTensor.Zeros(type, shape);
