@@ -104,23 +104,38 @@ internal sealed class KernelContext
 
     /// <summary>
     /// Sets output <paramref name="index"/> to <paramref name="x"/>'s buffer seen with <paramref name="shape"/> (Reshape,
-    /// Flatten, Squeeze, Unsqueeze). The wrapper made for this output in an earlier run is returned again when it has
-    /// the same buffer, element type and shape (tensors are immutable), so a steady-state run allocates no view.
+    /// Flatten, Squeeze, Unsqueeze). A wrapper this output was given in an earlier run is returned again when it has the
+    /// same buffer, element type and shape (tensors are immutable), so a steady-state run allocates no view. Each output
+    /// remembers its last <see cref="ViewsPerOutput"/> views, because the pool may hand a value a different buffer of the
+    /// same size from run to run (its free lists are stacks, and the order of releases varies between runs).
     /// </summary>
     /// <exception cref="ArgumentException">The element counts differ.</exception>
     public void SetOutputView(int index, OnnxTensor x, ReadOnlySpan<int> shape)
     {
         if (index >= _outputs.Length || _outputs[index] < 0) return;
         int slot = _outputs[index];
-        if (_views is null || _views.Length != _values.Length) _views = new OnnxTensor?[_values.Length];
-        var cached = _views[slot];
-        if (cached is null || !ReferenceEquals(cached.Buffer, x.Buffer) || cached.ElementType != x.ElementType
-            || cached.ElementCount != x.ElementCount || !cached.Dims.AsSpan().SequenceEqual(shape))
-            _views[slot] = cached = x.Reshape(shape);
-        _values[slot] = cached;
+        if (_views is null || _views.Length != _values.Length * ViewsPerOutput) _views = new OnnxTensor?[_values.Length * ViewsPerOutput];
+        var views = _views.AsSpan(slot * ViewsPerOutput, ViewsPerOutput);
+        foreach (var cached in views)
+        {
+            if (cached is not null && ReferenceEquals(cached.Buffer, x.Buffer) && cached.ElementType == x.ElementType
+                && cached.ElementCount == x.ElementCount && cached.Dims.AsSpan().SequenceEqual(shape))
+            {
+                _values[slot] = cached;
+                return;
+            }
+        }
+        // A miss: the newest view goes first, the oldest drops out.
+        var view = x.Reshape(shape);
+        for (int i = ViewsPerOutput - 1; i > 0; i--) views[i] = views[i - 1];
+        views[0] = view;
+        _values[slot] = view;
     }
 
-    /// <summary>The view each output slot was last given by <see cref="SetOutputView"/> (per run state, so concurrent runs never share one).</summary>
+    /// <summary>How many recent views <see cref="SetOutputView"/> keeps per output.</summary>
+    internal const int ViewsPerOutput = 4;
+
+    /// <summary>The views each output slot was last given (per run state, so concurrent runs never share one).</summary>
     private OnnxTensor?[]? _views;
 
     /// <summary>A zero-filled tensor for an output or scratch space (from the plan's buffer pool when there is one).</summary>
