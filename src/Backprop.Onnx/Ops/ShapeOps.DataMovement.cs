@@ -141,7 +141,7 @@ internal static class DataMovement
     /// <summary>A tensor of <paramref name="shape"/> filled with element 0 of <paramref name="value"/>.</summary>
     public static OnnxTensor Filled(KernelContext ctx, OnnxTensor value, ReadOnlySpan<int> shape)
     {
-        var result = ctx.Allocate(value.ElementType, shape);
+        var result = ctx.AllocateUninitialized(value.ElementType, shape);
         Fill(result, value);
         return result;
     }
