@@ -181,13 +181,29 @@ internal static partial class ShapeOps
         ops.Add(new OpDefinition("Expand", op =>
         {
             DataMovement.RequireMovable(op, 0);
+            ExpandPlan? plan = null;
             return new LambdaKernel(ctx =>
             {
                 var x = ctx.RequiredInput(0);
-                var target = OpArgs.Dims(ctx, OpArgs.Int64s(ctx, ctx.RequiredInput(1), "shape"), "shape");
-                var outShape = Broadcast.Shape(ctx, x.Dims, target);
-                if (outShape.AsSpan().SequenceEqual(x.Dims)) { ctx.SetOutput(0, x); return; }
-                ctx.SetOutput(0, BroadcastTo(ctx, x, outShape));
+                Span<long> scratch = stackalloc long[OpArgs.StackRank];
+                var targetArg = OpArgs.Int64s(ctx, ctx.RequiredInput(1), "shape", scratch);
+                int rank = Math.Max(x.Rank, targetArg.Length);
+                Span<int> target = targetArg.Length <= OpArgs.StackRank ? stackalloc int[OpArgs.StackRank] : new int[targetArg.Length];
+                target = target[..targetArg.Length];
+                OpArgs.Dims(ctx, targetArg, target, "shape");
+                Span<int> outShape = rank <= OpArgs.StackRank ? stackalloc int[OpArgs.StackRank] : new int[rank];
+                outShape = outShape[..rank];
+                if (!Broadcast.TryShape(x.Dims, target, outShape))
+                    throw ctx.Invalid($"shapes {OpArgs.Format(x.Dims)} and {OpArgs.Format(target)} cannot be broadcast together");
+                if (outShape.SequenceEqual(x.Dims)) { ctx.SetOutput(0, x); return; }
+                // The output shape and the input's broadcast strides depend only on the shapes: kept while they repeat.
+                var p = plan;
+                if (p is null || !p.InDims.AsSpan().SequenceEqual(x.Dims) || !p.OutShape.AsSpan().SequenceEqual(outShape))
+                    plan = p = new ExpandPlan(x.Dims.ToArray(), outShape.ToArray(), Broadcast.Strides(x.Dims, outShape));
+                // Every element is written (no index tables), so the pooled buffer need not be cleared.
+                var result = ctx.AllocateUninitialized(x.ElementType, p.OutShape);
+                DataMovement.GatherStrided(x, result, p.OutShape, 0, p.Strides);
+                ctx.SetOutput(0, result);
             });
         }, minVersion: 8)
         {
@@ -198,13 +214,8 @@ internal static partial class ShapeOps
         });
     }
 
-    /// <summary>A contiguous copy of <paramref name="x"/> broadcast to <paramref name="outShape"/>.</summary>
-    internal static OnnxTensor BroadcastTo(KernelContext ctx, OnnxTensor x, int[] outShape)
-    {
-        var result = ctx.Allocate(x.ElementType, outShape);
-        DataMovement.GatherStrided(x, result, outShape, 0, Broadcast.Strides(x.Dims, outShape));
-        return result;
-    }
+    /// <summary>Expand's shapes for one input shape: the output shape and the input's strides in it (0 where broadcast).</summary>
+    private sealed record ExpandPlan(int[] InDims, int[] OutShape, long[] Strides);
 
     /// <summary>The output shape of Reshape into <paramref name="dims"/>: 0 copies the input dimension unless allowzero, one -1 is inferred.</summary>
     internal static void ReshapeTarget(KernelContext ctx, int[] input, ReadOnlySpan<long> shape, bool allowZero, Span<int> dims)

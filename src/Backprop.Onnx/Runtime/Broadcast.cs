@@ -29,6 +29,24 @@ internal static class Broadcast
         return result;
     }
 
+    /// <summary>
+    /// The broadcast shape of two shapes into <paramref name="result"/> (as long as the longer one), without allocating;
+    /// false when they are incompatible.
+    /// </summary>
+    public static bool TryShape(ReadOnlySpan<int> a, ReadOnlySpan<int> b, Span<int> result)
+    {
+        int rank = result.Length;
+        for (int i = 0; i < rank; i++)
+        {
+            int da = i - (rank - a.Length) is var ia and >= 0 ? a[ia] : 1;
+            int db = i - (rank - b.Length) is var ib and >= 0 ? b[ib] : 1;
+            if (da == db || db == 1) result[i] = da;
+            else if (da == 1) result[i] = db;
+            else return false;
+        }
+        return true;
+    }
+
     /// <summary>The broadcast shape; throws <see cref="InvalidInputException"/> naming the node when incompatible.</summary>
     public static int[] Shape(KernelContext ctx, params int[][] shapes) =>
         TryShape(shapes) ?? throw ctx.Invalid($"shapes {string.Join(" and ", shapes.Select(s => "[" + string.Join(',', s) + "]"))} cannot be broadcast together");
