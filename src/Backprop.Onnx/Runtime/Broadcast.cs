@@ -9,7 +9,7 @@ namespace Backprop.Onnx.Runtime;
 internal static class Broadcast
 {
     /// <summary>The broadcast shape of the given shapes, or null when they are incompatible.</summary>
-    public static int[]? TryShape(params int[][] shapes)
+    public static int[]? TryShape(params ReadOnlySpan<int[]> shapes)
     {
         int rank = 0;
         foreach (var s in shapes) rank = Math.Max(rank, s.Length);
@@ -48,8 +48,9 @@ internal static class Broadcast
     }
 
     /// <summary>The broadcast shape; throws <see cref="InvalidInputException"/> naming the node when incompatible.</summary>
-    public static int[] Shape(KernelContext ctx, params int[][] shapes) =>
-        TryShape(shapes) ?? throw ctx.Invalid($"shapes {string.Join(" and ", shapes.Select(s => "[" + string.Join(',', s) + "]"))} cannot be broadcast together");
+    /// <remarks>The shapes are a params span, so a call with a few shapes allocates only the result.</remarks>
+    public static int[] Shape(KernelContext ctx, params ReadOnlySpan<int[]> shapes) =>
+        TryShape(shapes) ?? throw ctx.Invalid($"shapes {string.Join(" and ", shapes.ToArray().Select(s => "[" + string.Join(',', s) + "]"))} cannot be broadcast together");
 
     /// <summary>
     /// Element strides of <paramref name="shape"/> viewed in <paramref name="outShape"/>: 0 on broadcast dimensions, so that
