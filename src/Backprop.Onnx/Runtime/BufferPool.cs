@@ -202,6 +202,12 @@ internal sealed class BufferPool
         }
     }
 
+    /// <summary>Whether <paramref name="buffer"/> is one of the pool's own (tracked or free), as opposed to a caller's or the model's.</summary>
+    internal bool Holds(Array buffer)
+    {
+        lock (_gate) return _wrappers.ContainsKey(buffer);
+    }
+
     /// <summary>Whether <paramref name="buffer"/> is tracked by the current run (for tests).</summary>
     internal bool IsTracked(Array buffer)
     {

@@ -264,6 +264,7 @@ public sealed class ExecutionPlan
         finally
         {
             pool.EndRun();
+            state.Context?.ForgetOldForeignViews(pool, _protectedBuffers);
             Array.Clear(values);
             _idleState = state;
         }

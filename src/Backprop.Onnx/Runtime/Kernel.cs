@@ -116,11 +116,15 @@ internal sealed class KernelContext
         int slot = _outputs[index];
         if (_views is null || _views.Length != _values.Length * ViewsPerOutput) _views = new OnnxTensor?[_values.Length * ViewsPerOutput];
         var views = _views.AsSpan(slot * ViewsPerOutput, ViewsPerOutput);
-        foreach (var cached in views)
+        for (int i = 0; i < views.Length; i++)
         {
+            var cached = views[i];
             if (cached is not null && ReferenceEquals(cached.Buffer, x.Buffer) && cached.ElementType == x.ElementType
                 && cached.ElementCount == x.ElementCount && cached.Dims.AsSpan().SequenceEqual(shape))
             {
+                // Most recently used first (what ForgetOldForeignViews keeps).
+                for (int j = i; j > 0; j--) views[j] = views[j - 1];
+                views[0] = cached;
                 _values[slot] = cached;
                 return;
             }
@@ -130,6 +134,18 @@ internal sealed class KernelContext
         for (int i = ViewsPerOutput - 1; i > 0; i--) views[i] = views[i - 1];
         views[0] = view;
         _values[slot] = view;
+    }
+
+    /// <summary>
+    /// After a run: drops every remembered view but the most recently used of each output whose buffer is neither the
+    /// pool's nor the model's (<paramref name="protectedBuffers"/>): a caller's input. A plan then keeps at most one
+    /// earlier batch alive per view, not <see cref="ViewsPerOutput"/>.
+    /// </summary>
+    internal void ForgetOldForeignViews(BufferPool pool, HashSet<Array> protectedBuffers)
+    {
+        if (_views is null) return;
+        for (int i = 0; i < _views.Length; i++)
+            if (i % ViewsPerOutput != 0 && _views[i] is { } view && !pool.Holds(view.Buffer) && !protectedBuffers.Contains(view.Buffer)) _views[i] = null;
     }
 
     /// <summary>How many recent views <see cref="SetOutputView"/> keeps per output.</summary>

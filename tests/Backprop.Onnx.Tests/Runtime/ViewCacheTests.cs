@@ -5,15 +5,16 @@ namespace Backprop.Onnx.Tests.Runtime;
 
 /// <summary>
 /// <see cref="KernelContext.SetOutputView"/>: an output's view wrapper is reused only for the same buffer, element type,
-/// element count and shape, a few recent views are remembered per output, and plans of view ops give the same results
-/// run after run while allocating nothing for their views.
+/// element count and shape, a few recent views are remembered per output (only the newest of a caller's buffer after
+/// a run), and plans of view ops give the same results run after run.
 /// </summary>
 [TestClass]
 public sealed class ViewCacheTests
 {
-    private static (KernelContext Ctx, OnnxTensor?[] Values) Bound()
+    private static (KernelContext Ctx, OnnxTensor?[] Values) Bound() => Bound(new BufferPool());
+
+    private static (KernelContext Ctx, OnnxTensor?[] Values) Bound(BufferPool pool)
     {
-        var pool = new BufferPool();
         var ctx = new KernelContext(new ExecutionOptions { Threads = 1 }, 0, pool);
         var values = new OnnxTensor?[3];
         ctx.Bind(new Node("Reshape", ["a"], ["b"], "view"), values, [0], [1]);
@@ -63,6 +64,35 @@ public sealed class ViewCacheTests
         ctx.SetOutputView(0, buffers[0], [1, 2]);
         Assert.AreNotSame(seen[0], values[1]);
         Assert.AreSame(buffers[0].Buffer, values[1]!.Buffer);
+    }
+
+    [TestMethod]
+    public void AfterARun_OnlyTheNewestViewOfACallersBuffer_IsKept()
+    {
+        var pool = new BufferPool();
+        var (ctx, values) = Bound(pool);
+        pool.BeginRun();
+        var pooled = pool.Rent(DataType.Float, [2, 3], clear: true);
+        var model = OnnxTensor.FromArray(new float[6], 6);
+        var inputs = Enumerable.Range(0, 2).Select(_ => OnnxTensor.FromArray(new float[6], 6)).ToArray();
+        ctx.SetOutputView(0, pooled, [6]);
+        var pooledView = values[1];
+        ctx.SetOutputView(0, model, [3, 2]);
+        var modelView = values[1];
+        ctx.SetOutputView(0, inputs[0], [3, 2]);
+        var oldInputView = values[1];
+        ctx.SetOutputView(0, inputs[1], [3, 2]);
+        var newInputView = values[1];
+        ctx.ForgetOldForeignViews(pool, new HashSet<Array>(ReferenceEqualityComparer.Instance) { model.Buffer });
+        ctx.SetOutputView(0, inputs[1], [3, 2]);
+        Assert.AreSame(newInputView, values[1], "the most recent view is kept");
+        ctx.SetOutputView(0, pooled, [6]);
+        Assert.AreSame(pooledView, values[1], "a view of the pool's buffer is kept");
+        ctx.SetOutputView(0, model, [3, 2]);
+        Assert.AreSame(modelView, values[1], "a view of the model's buffer is kept");
+        ctx.SetOutputView(0, inputs[0], [3, 2]);
+        Assert.AreNotSame(oldInputView, values[1], "an older view of a caller's buffer is dropped");
+        pool.EndRun();
     }
 
     [TestMethod]
