@@ -128,18 +128,29 @@ internal static class DropoutOps
             if (hasSeed) throw op.Unsupported("training-mode dropout with a 'seed' attribute (the random stream of another runtime cannot be reproduced)");
             if (x.ElementType is not (DataType.Float or DataType.Double or DataType.Float16))
                 throw op.Unsupported($"training-mode dropout of {DataTypes.OnnxName(x.ElementType)}");
-            var keep = new bool[x.ElementCount];
-            for (int i = 0; i < keep.Length; i++) keep[i] = ctx.Random.NextDouble() >= ratio;
-            double scale = 1 / (1 - ratio);
-            var y = ctx.Allocate(x.ElementType, x.Shape);
-            switch (x.ElementType)
+            // The keep flags live in rented scratch (returned below), so a training step allocates no mask-sized array.
+            int n = checked((int)x.ElementCount);
+            var rented = System.Buffers.ArrayPool<bool>.Shared.Rent(n);
+            try
             {
-                case DataType.Float: Apply(x.AsSpan<float>(), y.AsSpan<float>(), keep, (float)scale); break;
-                case DataType.Double: Apply(x.AsSpan<double>(), y.AsSpan<double>(), keep, scale); break;
-                default: Apply(x.AsSpan<Half>(), y.AsSpan<Half>(), keep, (Half)scale); break;
+                var keep = rented.AsSpan(0, n);
+                var random = ctx.Random;
+                for (int i = 0; i < keep.Length; i++) keep[i] = random.NextDouble() >= ratio;
+                double scale = 1 / (1 - ratio);
+                var y = ctx.AllocateUninitialized(x.ElementType, x.Shape);
+                switch (x.ElementType)
+                {
+                    case DataType.Float: Apply(x.AsSpan<float>(), y.AsSpan<float>(), keep, (float)scale); break;
+                    case DataType.Double: Apply(x.AsSpan<double>(), y.AsSpan<double>(), keep, scale); break;
+                    default: Apply(x.AsSpan<Half>(), y.AsSpan<Half>(), keep, (Half)scale); break;
+                }
+                ctx.SetOutput(0, y);
+                if (ctx.IsOutputUsed(1)) ctx.SetOutput(1, Mask(ctx, keep, maskType == DataType.Bool ? DataType.Bool : x.ElementType, x.Dims));
             }
-            ctx.SetOutput(0, y);
-            if (ctx.IsOutputUsed(1)) ctx.SetOutput(1, Mask(ctx, keep, maskType == DataType.Bool ? DataType.Bool : x.ElementType, x.Dims));
+            finally
+            {
+                System.Buffers.ArrayPool<bool>.Shared.Return(rented);
+            }
         });
     }
 
@@ -154,12 +165,12 @@ internal static class DropoutOps
         for (int i = 0; i < dx.Length; i++) dx[i] = mask.GetDouble(i) != 0 ? dy[i] * scale : T.Zero;
     }
 
-    private static void Apply<T>(ReadOnlySpan<T> x, Span<T> y, bool[] keep, T scale) where T : System.Numerics.INumber<T>
+    private static void Apply<T>(ReadOnlySpan<T> x, Span<T> y, ReadOnlySpan<bool> keep, T scale) where T : System.Numerics.INumber<T>
     {
         for (int i = 0; i < y.Length; i++) y[i] = keep[i] ? x[i] * scale : T.Zero;
     }
 
-    private static void Fill<T>(Span<T> m, bool[] keep) where T : System.Numerics.INumber<T>
+    private static void Fill<T>(Span<T> m, ReadOnlySpan<bool> keep) where T : System.Numerics.INumber<T>
     {
         for (int i = 0; i < m.Length; i++) m[i] = keep[i] ? T.One : T.Zero;
     }
@@ -178,9 +189,9 @@ internal static class DropoutOps
         return m;
     }
 
-    private static OnnxTensor Mask(KernelContext ctx, bool[] keep, DataType type, int[] shape)
+    private static OnnxTensor Mask(KernelContext ctx, ReadOnlySpan<bool> keep, DataType type, int[] shape)
     {
-        var m = ctx.Allocate(type, shape);
+        var m = ctx.AllocateUninitialized(type, shape);
         switch (type)
         {
             case DataType.Bool: keep.CopyTo(m.AsSpan<bool>()); break;

@@ -34,6 +34,7 @@ internal static partial class IndexingOps
                 var indices = ctx.RequiredInput(1);
                 int a = OpArgs.Axis(ctx, axis, data.Rank);
                 int dim = data.Dims[a];
+                if (TryGatherRows(ctx, data, indices, a)) return;
                 var idx = Indices(ctx, indices, dim, "indices");
                 var outShape = data.Dims[..a].Concat(indices.Dims).Concat(data.Dims[(a + 1)..]).ToArray();
                 var result = ctx.Allocate(data.ElementType, outShape);
@@ -102,6 +103,56 @@ internal static partial class IndexingOps
                 return [GatherVjp(ctx, "GatherNDGrad", batchDims == 0 ? "ScatterND" : "", OnnxAttribute.FromInt("batch_dims", batchDims))];
             },
         });
+    }
+
+    /// <summary>
+    /// Gather without allocating, for int64 or int32 indices and outputs up to <see cref="OpArgs.StackRank"/> dimensions:
+    /// the output is [outer, n, inner] with outer = Π data[:a], n = |indices|, inner = Π data[a+1:], and row (o, j) is
+    /// the contiguous run data[o, indices[j], :] (ONNX spec "Gather"), copied whole. False leaves the general path to run.
+    /// </summary>
+    private static bool TryGatherRows(KernelContext ctx, OnnxTensor data, OnnxTensor indices, int a)
+    {
+        int outRank = data.Rank - 1 + indices.Rank;
+        if (indices.ElementType is not (DataType.Int64 or DataType.Int32) || outRank > OpArgs.StackRank || data.ElementType == DataType.String) return false;
+        int dim = data.Dims[a];
+        int n = checked((int)indices.ElementCount);
+        for (int j = 0; j < n; j++)
+        {
+            long v = IndexAt(indices, j);
+            if (v < -dim || v >= dim) throw ctx.Invalid($"indices value {v} is out of range for a dimension of size {dim}");
+        }
+        Span<int> outShape = stackalloc int[OpArgs.StackRank];
+        int r = 0;
+        for (int d = 0; d < a; d++) outShape[r++] = data.Dims[d];
+        foreach (int d in indices.Dims) outShape[r++] = d;
+        for (int d = a + 1; d < data.Rank; d++) outShape[r++] = data.Dims[d];
+        var result = ctx.AllocateUninitialized(data.ElementType, outShape[..r]);
+        int outer = (int)OpArgs.Product(data.Dims, 0, a);
+        int inner = (int)OpArgs.Product(data.Dims, a + 1, data.Rank);
+        var rows = new GatherRowsAction(indices, outer, dim, inner);
+        DataMovement.Dispatch(data, result, ref rows);
+        ctx.SetOutput(0, result);
+        return true;
+    }
+
+    /// <summary>Index <paramref name="j"/> of an int64 or int32 tensor.</summary>
+    private static long IndexAt(OnnxTensor indices, int j) =>
+        indices.ElementType == DataType.Int64 ? indices.AsSpan<long>()[j] : indices.AsSpan<int>()[j];
+
+    /// <summary>dst[o, j, :] = src[o, wrap(indices[j]), :] for the checked indices of <see cref="TryGatherRows"/>.</summary>
+    private readonly struct GatherRowsAction(OnnxTensor indices, int outer, int dim, int inner) : DataMovement.IUnitAction
+    {
+        public void Run<T>(Span<T> src, Span<T> dst)
+        {
+            int n = (int)indices.ElementCount;
+            for (int o = 0; o < outer; o++)
+                for (int j = 0; j < n; j++)
+                {
+                    long v = IndexAt(indices, j);
+                    if (v < 0) v += dim;
+                    src.Slice((int)((o * (long)dim + v) * inner), inner).CopyTo(dst.Slice((int)((o * (long)n + j) * inner), inner));
+                }
+        }
     }
 
     /// <summary>The indices as ints in [0, dim): negative ones wrap once; anything else out of range is invalid.</summary>

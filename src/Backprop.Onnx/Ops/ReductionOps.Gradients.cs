@@ -43,13 +43,15 @@ internal static partial class ReductionOps
         long noop = op.Node.GetInt("noop_with_empty_axes", 0);
         var attrs = new ReduceAttributes(op.Node.GetInts("axes"), op.HasInput(2), KeepDims: true, NoopWithEmptyAxes: noop == 1);
         op.RequireInputType(0, DataType.Float, DataType.Double);
+        ReducePlan? plan = null;
         return new LambdaKernel(ctx =>
         {
             var dy = ctx.RequiredInput(0);
             var x = ctx.RequiredInput(1);
-            var reduced = ReducedAxes(ctx, attrs, x.Rank, axesInput: 2);
-            if (reduced is null) { ctx.SetOutput(0, dy); return; }
-            var layout = new ReductionLayout(x.Dims, reduced);
+            Span<bool> reduced = x.Rank <= OpArgs.StackRank ? stackalloc bool[OpArgs.StackRank] : new bool[x.Rank];
+            reduced = reduced[..x.Rank];
+            if (!ReducedAxes(ctx, attrs, reduced, axesInput: 2)) { ctx.SetOutput(0, dy); return; }
+            var layout = ReducePlan.For(ref plan, x.Dims, reduced, keepDims: true).Layout;
             if (dy.ElementCount != layout.OutCount) throw ctx.Invalid($"dY has {dy.ElementCount} elements, the reduction {layout.OutCount}");
             if (dy.ElementType != x.ElementType) throw ctx.Invalid("dY and X differ in element type");
             var dx = ctx.Allocate(x.ElementType, x.Shape);
@@ -65,8 +67,9 @@ internal static partial class ReductionOps
     {
         int n = layout.Count;
         if (n == 0 || layout.OutCount == 0) return;
-        ForChunks(layout.OutCount, threads, (from, to) =>
+        ForChunks(layout.OutCount, threads, (dy, x, dx, layout, kind, n), static (s, from, to) =>
         {
+            var (dy, x, dx, layout, kind, n) = s;
             // Scratch for one group's inputs and gradients (a whole-tensor mean's group is the tensor).
             T[] vArray = System.Buffers.ArrayPool<T>.Shared.Rent(n), dArray = System.Buffers.ArrayPool<T>.Shared.Rent(n);
             try

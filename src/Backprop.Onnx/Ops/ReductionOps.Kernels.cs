@@ -11,14 +11,18 @@ internal delegate T SpanReducer<T>(ReadOnlySpan<T> values);
 internal static partial class ReductionOps
 {
     /// <summary>Reduces <paramref name="x"/> over the flagged axes with <paramref name="kind"/>.</summary>
-    internal static OnnxTensor Reduce(KernelContext ctx, OnnxTensor x, bool[] reduced, bool keepDims, ReduceKind kind)
+    internal static OnnxTensor Reduce(KernelContext ctx, OnnxTensor x, bool[] reduced, bool keepDims, ReduceKind kind) =>
+        Reduce(ctx, x, new ReducePlan(x.Dims, reduced, keepDims), kind);
+
+    /// <summary>Reduces <paramref name="x"/> as <paramref name="plan"/> (made for x's shape) says, with <paramref name="kind"/>.</summary>
+    internal static OnnxTensor Reduce(KernelContext ctx, OnnxTensor x, ReducePlan plan, ReduceKind kind)
     {
-        var outShape = ReducedShape(x.Shape, reduced, keepDims);
+        var outShape = plan.OutShape;
         return x.ElementType switch
         {
             DataType.Float => Run(FloatReducer<float>(kind)),
             DataType.Double => Run(FloatReducer<double>(kind)),
-            DataType.Float16 => SingleToHalf(Reduce(ctx, HalfToSingle(x), reduced, keepDims, kind)),
+            DataType.Float16 => SingleToHalf(Reduce(ctx, HalfToSingle(x), plan, kind)),
             DataType.Int32 => Run(IntReducer<int>(kind)),
             DataType.Int64 => Run(IntReducer<long>(kind)),
             DataType.UInt32 => Run(IntReducer<uint>(kind)),
@@ -32,7 +36,7 @@ internal static partial class ReductionOps
         {
             var y = ctx.Allocate(x.ElementType, outShape);
             int threads = Parallelism(ctx, x.ElementCount);
-            var layout = new ReductionLayout(x.Dims, reduced);
+            var layout = plan.Layout;
             if (kind is ReduceKind.Sum or ReduceKind.Mean or ReduceKind.Max or ReduceKind.Min && layout.RowBlock is { Rows: > 0 } block)
                 RowReduce((T[])x.Buffer, block, (T[])y.Buffer, kind, threads);
             else
@@ -50,8 +54,9 @@ internal static partial class ReductionOps
         var (outer, rows, inner) = b;
         // Split the [outer, inner] outputs into column ranges so one large outer block also runs in parallel.
         int parts = Math.Max(1, Math.Min(threads, inner / 64));
-        ForChunks(outer * parts, threads, (from, to) =>
+        ForChunks(outer * parts, threads, (x, y, rows, inner, parts, kind), static (s, from, to) =>
         {
+            var (x, y, rows, inner, parts, kind) = s;
             for (int job = from; job < to; job++)
             {
                 int o = job / parts, p = job % parts;
@@ -125,15 +130,26 @@ internal static partial class ReductionOps
             Array.Fill(y, f([]), 0, layout.OutCount);
             return;
         }
-        ForChunks(layout.OutCount, threads, (from, to) =>
+        ForChunks(layout.OutCount, threads, (x, layout, y, f), static (s, from, to) =>
         {
-            var buffer = layout.Contiguous ? null : new T[count];
-            for (int j = from; j < to; j++)
+            var (x, layout, y, f) = s;
+            int count = layout.Count;
+            // Scratch for one output's elements when they are not contiguous, rented per chunk.
+            var rented = layout.Contiguous ? null : System.Buffers.ArrayPool<T>.Shared.Rent(count);
+            try
             {
-                int start = layout.Start(j);
-                if (buffer is null) { y[j] = f(x.AsSpan(start, count)); continue; }
-                layout.Gather(x, start, buffer);
-                y[j] = f(buffer);
+                for (int j = from; j < to; j++)
+                {
+                    int start = layout.Start(j);
+                    if (rented is null) { y[j] = f(x.AsSpan(start, count)); continue; }
+                    var buffer = rented.AsSpan(0, count);
+                    layout.Gather<T>(x, start, buffer);
+                    y[j] = f(buffer);
+                }
+            }
+            finally
+            {
+                if (rented is not null) System.Buffers.ArrayPool<T>.Shared.Return(rented);
             }
         });
     }

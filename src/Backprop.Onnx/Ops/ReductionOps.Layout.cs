@@ -58,6 +58,16 @@ internal static partial class ReductionOps
         Runtime.ChunkRunner.ForRanges(count, chunks, 0, threads, body);
     }
 
+    /// <summary>
+    /// As <see cref="ForChunks(int, int, Action{int, int})"/> with the same chunks, calling <paramref name="body"/>(state,
+    /// start, end): with a static lambda and the arrays in <paramref name="state"/> a call allocates nothing.
+    /// </summary>
+    internal static void ForChunks<TState>(int count, int threads, TState state, Action<TState, int, int> body)
+    {
+        if (threads <= 1 || count < 2) { body(state, 0, count); return; }
+        Runtime.ChunkRunner.ForRanges(count, Math.Min(count, threads), 0, threads, state, body);
+    }
+
     /// <summary>A float16 tensor widened to float32 (compute in float, round once at the end).</summary>
     internal static OnnxTensor HalfToSingle(OnnxTensor t)
     {
@@ -72,6 +82,17 @@ internal static partial class ReductionOps
         var h = new Half[t.ElementCount];
         TP.ConvertToHalf(t.AsSpan<float>(), h);
         return OnnxTensor.FromArray(h, t.Dims);
+    }
+
+    /// <summary>The int64 or int32 values of a 1-D (or scalar) tensor as longs, without allocating (int32 is converted into <paramref name="scratch"/>).</summary>
+    internal static ReadOnlySpan<long> ReadInts(KernelContext ctx, OnnxTensor t, string what, Span<long> scratch)
+    {
+        if (t.ElementType == DataType.Int64) return t.AsSpan<long>();
+        if (t.ElementType != DataType.Int32) throw ctx.Invalid($"{what} must be int64, got {DataTypes.OnnxName(t.ElementType)}");
+        var ints = t.AsSpan<int>();
+        var result = ints.Length <= scratch.Length ? scratch[..ints.Length] : new long[ints.Length];
+        for (int i = 0; i < ints.Length; i++) result[i] = ints[i];
+        return result;
     }
 
     /// <summary>The int64 or int32 values of a 1-D (or scalar) tensor, as longs (axes inputs, shapes).</summary>
@@ -169,5 +190,40 @@ internal sealed class ReductionLayout
             flat /= _sizes[g];
         }
         return offset;
+    }
+}
+
+/// <summary>
+/// The shapes of one reduction: input dimensions, reduced flags, the <see cref="ReductionLayout"/> and the output
+/// shape. Immutable, so a kernel keeps its last one and reuses it while the input shape and axes repeat (a training
+/// step then builds no layout); concurrent runs at worst build their own.
+/// </summary>
+internal sealed class ReducePlan
+{
+    private readonly int[] _dims;
+    private readonly bool[] _reduced;
+    private readonly bool _keepDims;
+
+    public ReducePlan(ReadOnlySpan<int> dims, ReadOnlySpan<bool> reduced, bool keepDims)
+    {
+        _dims = dims.ToArray();
+        _reduced = reduced.ToArray();
+        _keepDims = keepDims;
+        Layout = new ReductionLayout(_dims, _reduced);
+        OutShape = ReductionOps.ReducedShape(dims, _reduced, keepDims);
+    }
+
+    public ReductionLayout Layout { get; }
+
+    public int[] OutShape { get; }
+
+    /// <summary><paramref name="cache"/> when it describes these shapes, else a new plan stored there.</summary>
+    public static ReducePlan For(ref ReducePlan? cache, ReadOnlySpan<int> dims, ReadOnlySpan<bool> reduced, bool keepDims)
+    {
+        var last = Volatile.Read(ref cache);
+        if (last is not null && last._keepDims == keepDims && last._dims.AsSpan().SequenceEqual(dims) && last._reduced.AsSpan().SequenceEqual(reduced)) return last;
+        var plan = new ReducePlan(dims, reduced, keepDims);
+        Volatile.Write(ref cache, plan);
+        return plan;
     }
 }

@@ -84,21 +84,30 @@ internal static partial class ReductionOps
     /// </summary>
     internal static bool[]? ReducedAxes(KernelContext ctx, ReduceAttributes a, int rank, int axesInput = 1)
     {
-        long[]? axes = a.AxesAsInput ? (ctx.Input(axesInput) is { } t ? ReadInts(ctx, t, "axes") : null) : a.Axes;
         var reduced = new bool[rank];
-        if (axes is null || axes.Length == 0)
+        return ReducedAxes(ctx, a, reduced, axesInput) ? reduced : null;
+    }
+
+    /// <summary>As <see cref="ReducedAxes(KernelContext, ReduceAttributes, int, int)"/> into <paramref name="reduced"/> (one flag per dimension); false for "no-op".</summary>
+    internal static bool ReducedAxes(KernelContext ctx, ReduceAttributes a, Span<bool> reduced, int axesInput = 1)
+    {
+        Span<long> scratch = stackalloc long[OpArgs.StackRank];
+        var input = a.AxesAsInput ? ctx.Input(axesInput) : null;
+        ReadOnlySpan<long> axes = input is not null ? ReadInts(ctx, input, "axes", scratch) : a.AxesAsInput ? default : a.Axes;
+        reduced.Clear();
+        if (axes.IsEmpty)
         {
-            if (a.NoopWithEmptyAxes) return null;
-            Array.Fill(reduced, true);
-            return reduced;
+            if (a.NoopWithEmptyAxes) return false;
+            reduced.Fill(true);
+            return true;
         }
         foreach (long axis in axes)
         {
-            int d = NormalizeAxis(ctx, axis, rank, "axes entry");
+            int d = NormalizeAxis(ctx, axis, reduced.Length, "axes entry");
             if (reduced[d]) throw ctx.Invalid($"axes lists axis {axis} twice");
             reduced[d] = true;
         }
-        return reduced;
+        return true;
     }
 
     /// <summary>The output shape: reduced dimensions become 1 (keepdims) or are dropped.</summary>
@@ -119,13 +128,15 @@ internal static partial class ReductionOps
         var type = op.InputType(0);
         if (type != DataType.Undefined && !Supports(kind, type))
             throw op.Unsupported($"{op.Node.OpType} of {DataTypes.OnnxName(type)}");
+        ReducePlan? plan = null;
         return new LambdaKernel(ctx =>
         {
             var x = ctx.RequiredInput(0);
-            var reduced = ReducedAxes(ctx, attrs, x.Rank);
-            if (reduced is null) { ctx.SetOutput(0, x); return; }
+            Span<bool> reduced = x.Rank <= OpArgs.StackRank ? stackalloc bool[OpArgs.StackRank] : new bool[x.Rank];
+            reduced = reduced[..x.Rank];
+            if (!ReducedAxes(ctx, attrs, reduced)) { ctx.SetOutput(0, x); return; }
             if (!Supports(kind, x.ElementType)) throw op.Unsupported($"{op.Node.OpType} of {DataTypes.OnnxName(x.ElementType)}");
-            ctx.SetOutput(0, Reduce(ctx, x, reduced, attrs.KeepDims, kind));
+            ctx.SetOutput(0, Reduce(ctx, x, ReducePlan.For(ref plan, x.Dims, reduced, attrs.KeepDims), kind));
         });
     }
 

@@ -30,6 +30,40 @@ internal static class OpArgs
         }
     }
 
+    /// <summary>
+    /// The elements of an integer tensor as longs without allocating: an int64 tensor's own elements, or the others
+    /// converted into <paramref name="scratch"/> (a new array only when it is too short).
+    /// </summary>
+    public static ReadOnlySpan<long> Int64s(KernelContext ctx, OnnxTensor t, string what, Span<long> scratch)
+    {
+        if (t.ElementType == DataType.Int64) return t.AsSpan<long>();
+        if (!DataTypes.IsInteger(t.ElementType)) throw ctx.Invalid($"{what} must be an integer tensor, got {DataTypes.OnnxName(t.ElementType)}");
+        var r = t.ElementCount <= scratch.Length ? scratch[..(int)t.ElementCount] : new long[t.ElementCount];
+        if (t.ElementType == DataType.Int32)
+        {
+            var s = t.AsSpan<int>();
+            for (int i = 0; i < s.Length; i++) r[i] = s[i];
+        }
+        else for (int i = 0; i < r.Length; i++) r[i] = checked((long)t.GetDouble(i));
+        return r;
+    }
+
+    /// <summary>As <see cref="Dims(KernelContext, long[], string)"/>, into <paramref name="dims"/> (as long as <paramref name="shape"/>).</summary>
+    public static void Dims(KernelContext ctx, ReadOnlySpan<long> shape, Span<int> dims, string what)
+    {
+        long count = 1;
+        for (int i = 0; i < shape.Length; i++)
+        {
+            if (shape[i] < 0 || shape[i] > int.MaxValue) throw ctx.Invalid($"{what} [{string.Join(',', shape.ToArray())}] has an invalid dimension {shape[i]}");
+            dims[i] = (int)shape[i];
+            count *= dims[i];
+            if (count > Array.MaxLength) throw ctx.Invalid($"{what} [{string.Join(',', shape.ToArray())}] has more elements than an array holds");
+        }
+    }
+
+    /// <summary>Shapes up to this rank are read into stack buffers by the view and shape kernels (longer ones allocate).</summary>
+    public const int StackRank = 16;
+
     /// <summary>The single element of a scalar or one-element integer tensor.</summary>
     public static long ScalarInt64(KernelContext ctx, OnnxTensor t, string what)
     {
@@ -53,13 +87,19 @@ internal static class OpArgs
     public static int[] Axes(KernelContext ctx, long[] axes, int rank, string what = "axes")
     {
         var result = new int[axes.Length];
+        Axes(ctx, axes, rank, result, what);
+        return result;
+    }
+
+    /// <summary>As <see cref="Axes(KernelContext, long[], int, string)"/>, into <paramref name="result"/> (as long as <paramref name="axes"/>).</summary>
+    public static void Axes(KernelContext ctx, ReadOnlySpan<long> axes, int rank, Span<int> result, string what = "axes")
+    {
         for (int i = 0; i < axes.Length; i++)
         {
             result[i] = Axis(ctx, axes[i], rank, what);
             for (int j = 0; j < i; j++)
-                if (result[j] == result[i]) throw ctx.Invalid($"{what} [{string.Join(',', axes)}] repeat axis {result[i]}");
+                if (result[j] == result[i]) throw ctx.Invalid($"{what} [{string.Join(',', axes.ToArray())}] repeat axis {result[i]}");
         }
-        return result;
     }
 
     /// <summary>A shape as text, e.g. <c>[2,3]</c>.</summary>
@@ -77,14 +117,7 @@ internal static class OpArgs
     public static int[] Dims(KernelContext ctx, long[] shape, string what)
     {
         var dims = new int[shape.Length];
-        long count = 1;
-        for (int i = 0; i < shape.Length; i++)
-        {
-            if (shape[i] < 0 || shape[i] > int.MaxValue) throw ctx.Invalid($"{what} [{string.Join(',', shape)}] has an invalid dimension {shape[i]}");
-            dims[i] = (int)shape[i];
-            count *= dims[i];
-            if (count > Array.MaxLength) throw ctx.Invalid($"{what} [{string.Join(',', shape)}] has more elements than an array holds");
-        }
+        Dims(ctx, shape, dims, what);
         return dims;
     }
 

@@ -85,31 +85,40 @@ internal static partial class ShapeOps
         return [.. pieces.Select((p, i) => ctx.NeedsGrad(i) ? p : null)];
     }
 
+    /// <summary>
+    /// Concat of the present inputs along axis: output row o (of the outer dimensions) is input 0's row o, then input 1's,
+    /// and so on. Walks the inputs by index and keeps the output shape on the stack, so a call allocates nothing besides
+    /// the (pooled) output.
+    /// </summary>
     private static OnnxTensor Concat(KernelContext ctx, long axisAttr)
     {
-        var inputs = new List<OnnxTensor>();
-        for (int i = 0; i < ctx.InputCount; i++) if (ctx.Input(i) is { } t) inputs.Add(t);
-        if (inputs.Count == 0) throw ctx.Invalid("Concat needs at least one input");
-        var first = inputs[0];
+        OnnxTensor? first = null;
+        for (int i = 0; i < ctx.InputCount && first is null; i++) first = ctx.Input(i);
+        if (first is null) throw ctx.Invalid("Concat needs at least one input");
         int rank = first.Rank;
         int axis = OpArgs.Axis(ctx, axisAttr, rank);
-        var outShape = first.Dims.ToArray();
+        Span<int> outShape = rank <= OpArgs.StackRank ? stackalloc int[OpArgs.StackRank] : new int[rank];
+        outShape = outShape[..rank];
+        first.Shape.CopyTo(outShape);
         outShape[axis] = 0;
-        foreach (var t in inputs)
+        for (int i = 0; i < ctx.InputCount; i++)
         {
+            if (ctx.Input(i) is not { } t) continue;
             if (t.ElementType != first.ElementType) throw ctx.Invalid($"inputs have element types {DataTypes.OnnxName(first.ElementType)} and {DataTypes.OnnxName(t.ElementType)}");
             bool fits = t.Rank == rank;
             for (int d = 0; fits && d < rank; d++) fits = d == axis || t.Dims[d] == first.Dims[d];
             if (!fits) throw ctx.Invalid($"cannot concatenate shapes {OpArgs.Format(first.Dims)} and {OpArgs.Format(t.Dims)} on axis {axis}");
             outShape[axis] = checked(outShape[axis] + t.Dims[axis]);
         }
-        var result = ctx.Allocate(first.ElementType, outShape);
+        // Every output element is written below (the inputs' pieces tile the axis), so the buffer need not be cleared.
+        var result = ctx.AllocateUninitialized(first.ElementType, outShape);
         long outer = OpArgs.Product(outShape, 0, axis);
         long inner = OpArgs.Product(outShape, axis + 1, rank);
         long outRow = outShape[axis] * inner;
         long dstStart = 0;
-        foreach (var t in inputs)
+        for (int i = 0; i < ctx.InputCount; i++)
         {
+            if (ctx.Input(i) is not { } t) continue;
             long chunk = t.Dims[axis] * inner;
             if (chunk == 0) continue;
             for (long o = 0; o < outer; o++) DataMovement.Copy(t, o * chunk, result, o * outRow + dstStart, chunk);

@@ -141,7 +141,7 @@ internal static class DataMovement
     /// <summary>A tensor of <paramref name="shape"/> filled with element 0 of <paramref name="value"/>.</summary>
     public static OnnxTensor Filled(KernelContext ctx, OnnxTensor value, ReadOnlySpan<int> shape)
     {
-        var result = ctx.Allocate(value.ElementType, shape);
+        var result = ctx.AllocateUninitialized(value.ElementType, shape);
         Fill(result, value);
         return result;
     }
@@ -162,8 +162,6 @@ internal static class DataMovement
     {
         public void Run<T>(Span<T> src, Span<T> dst)
         {
-            var axisTables = tables;
-            var axisStrides = strides;
             int rank = shape.Length;
             long total = 1;
             foreach (int d in shape) total *= d;
@@ -172,12 +170,21 @@ internal static class DataMovement
             int inner = shape[rank - 1];
             long innerStride = strides[rank - 1];
             int[]? innerTable = tables?[rank - 1];
-            var coord = new int[rank - 1];
-            var contrib = new long[rank - 1];
-            var skip = new bool[rank - 1];
+            // Per outer dimension: its coordinate, what it adds to the source offset, and whether its table entry is
+            // negative (the row is padding). On the stack for the usual ranks, so a call allocates nothing.
+            int outerRank = rank - 1;
+            Span<int> coord = outerRank <= OpArgs.StackRank ? stackalloc int[OpArgs.StackRank] : new int[outerRank];
+            Span<long> contrib = outerRank <= OpArgs.StackRank ? stackalloc long[OpArgs.StackRank] : new long[outerRank];
+            Span<bool> skip = outerRank <= OpArgs.StackRank ? stackalloc bool[OpArgs.StackRank] : new bool[outerRank];
+            coord = coord[..outerRank];
+            contrib = contrib[..outerRank];
+            skip = skip[..outerRank];
+            coord.Clear();
+            contrib.Clear();
+            skip.Clear();
             int skipped = 0;
             long offset = baseOffset;
-            for (int d = 0; d < rank - 1; d++) Set(d, 0);
+            for (int d = 0; d < outerRank; d++) Set(d, 0, contrib, skip, ref skipped, ref offset);
             long outer = total / inner;
             for (long o = 0; o < outer; o++)
             {
@@ -198,23 +205,24 @@ internal static class DataMovement
                         }
                     }
                 }
-                for (int d = rank - 2; d >= 0; d--)
+                for (int d = outerRank - 1; d >= 0; d--)
                 {
-                    if (++coord[d] < shape[d]) { Set(d, coord[d]); break; }
+                    if (++coord[d] < shape[d]) { Set(d, coord[d], contrib, skip, ref skipped, ref offset); break; }
                     coord[d] = 0;
-                    Set(d, 0);
+                    Set(d, 0, contrib, skip, ref skipped, ref offset);
                 }
             }
+        }
 
-            void Set(int d, int c)
-            {
-                offset -= contrib[d];
-                if (skip[d]) { skip[d] = false; skipped--; }
-                int t = axisTables?[d] is { } table ? table[c] : c;
-                if (t < 0) { skip[d] = true; skipped++; contrib[d] = 0; }
-                else contrib[d] = axisStrides[d] * t;
-                offset += contrib[d];
-            }
+        /// <summary>Moves outer dimension <paramref name="d"/> to coordinate <paramref name="c"/>: updates the offset and the padding count.</summary>
+        private void Set(int d, int c, Span<long> contrib, Span<bool> skip, ref int skipped, ref long offset)
+        {
+            offset -= contrib[d];
+            if (skip[d]) { skip[d] = false; skipped--; }
+            int t = tables?[d] is { } table ? table[c] : c;
+            if (t < 0) { skip[d] = true; skipped++; contrib[d] = 0; }
+            else contrib[d] = strides[d] * t;
+            offset += contrib[d];
         }
     }
 

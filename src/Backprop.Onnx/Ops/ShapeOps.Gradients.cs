@@ -15,21 +15,31 @@ internal static partial class ShapeOps
         // SliceGrad(dY, shape, starts, ends, axes?, steps?): zeros of `shape` with dY written at the elements
         // Slice(starts, ends, axes, steps) selects (the adjoint of Slice; PyTorch derivatives.yaml slice_backward).
         // Standard ops (export): ScatterElements of dY into zeros at Slice(flat indices of the input).
-        ops.Add(new OpDefinition("SliceGrad", _ => new LambdaKernel(ctx =>
+        ops.Add(new OpDefinition("SliceGrad", _ =>
         {
-            var dy = ctx.RequiredInput(0);
-            var dims = OpArgs.Dims(ctx, OpArgs.Int64s(ctx, ctx.RequiredInput(1), "shape"), "shape");
-            var sa = SliceAxes(ctx, dims, OpArgs.Int64s(ctx, ctx.RequiredInput(2), "starts"), OpArgs.Int64s(ctx, ctx.RequiredInput(3), "ends"),
-                OpArgs.OptionalInt64s(ctx, 4, "axes"), OpArgs.OptionalInt64s(ctx, 5, "steps"));
-            var counts = sa.Select(a => a.Count).ToArray();
-            RequireShape(ctx, dy, counts);
-            var strides = Broadcast.ContiguousStrides(dims);
-            long offset = 0;
-            for (int d = 0; d < dims.Length; d++) if (counts[d] > 0) offset += strides[d] * sa[d].Start;
-            var result = ctx.Allocate(dy.ElementType, dims);
-            StridedScatter.Run(dy, result, counts, offset, [.. strides.Select((s, d) => s * sa[d].Step)]);
-            ctx.SetOutput(0, result);
-        }), OpRegistry.BackpropDomain)
+            SliceGradPlan? plan = null;
+            return new LambdaKernel(ctx =>
+            {
+                var dy = ctx.RequiredInput(0);
+                // The arguments are read into stack spans; the window they describe is kept while they repeat.
+                Span<long> s1 = stackalloc long[OpArgs.StackRank], s2 = stackalloc long[OpArgs.StackRank], s3 = stackalloc long[OpArgs.StackRank];
+                Span<long> s4 = stackalloc long[OpArgs.StackRank], s5 = stackalloc long[OpArgs.StackRank];
+                var shape = OpArgs.Int64s(ctx, ctx.RequiredInput(1), "shape", s1);
+                var starts = OpArgs.Int64s(ctx, ctx.RequiredInput(2), "starts", s2);
+                var ends = OpArgs.Int64s(ctx, ctx.RequiredInput(3), "ends", s3);
+                var axesInput = ctx.Input(4);
+                var stepsInput = ctx.Input(5);
+                var axes = axesInput is null ? default : OpArgs.Int64s(ctx, axesInput, "axes", s4);
+                var steps = stepsInput is null ? default : OpArgs.Int64s(ctx, stepsInput, "steps", s5);
+                var p = plan;
+                if (p is null || !p.Matches(shape, starts, ends, axesInput is not null, axes, stepsInput is not null, steps))
+                    plan = p = SliceGradPlan.Create(ctx, shape.ToArray(), starts.ToArray(), ends.ToArray(), axesInput is null ? null : axes.ToArray(), stepsInput is null ? null : steps.ToArray());
+                RequireShape(ctx, dy, p.Counts);
+                var result = ctx.Allocate(dy.ElementType, p.Dims);
+                StridedScatter.Run(dy, result, p.Counts, p.Offset, p.Strides);
+                ctx.SetOutput(0, result);
+            });
+        }, OpRegistry.BackpropDomain)
         {
             StandardOps = SliceGradStandard,
         });
@@ -78,6 +88,47 @@ internal static partial class ShapeOps
         {
             StandardOps = ResizeGradStandard,
         });
+    }
+
+    /// <summary>
+    /// SliceGrad's window for one set of arguments: the input shape, the slice's counts per axis, and where dY's elements
+    /// go in the zero-filled dX (offset and strides). Immutable; a kernel keeps its last one.
+    /// </summary>
+    private sealed class SliceGradPlan
+    {
+        private long[] _shape = [], _starts = [], _ends = [];
+        private long[]? _axes, _steps;
+
+        public int[] Dims { get; private init; } = [];
+        public int[] Counts { get; private init; } = [];
+        public long Offset { get; private init; }
+        public long[] Strides { get; private init; } = [];
+
+        public static SliceGradPlan Create(KernelContext ctx, long[] shape, long[] starts, long[] ends, long[]? axes, long[]? steps)
+        {
+            var dims = OpArgs.Dims(ctx, shape, "shape");
+            var sa = SliceAxes(ctx, dims, starts, ends, axes, steps);
+            var strides = Broadcast.ContiguousStrides(dims);
+            var counts = new int[dims.Length];
+            var sliceStrides = new long[dims.Length];
+            long offset = 0;
+            for (int d = 0; d < dims.Length; d++)
+            {
+                counts[d] = sa[d].Count;
+                sliceStrides[d] = strides[d] * sa[d].Step;
+                if (counts[d] > 0) offset += strides[d] * sa[d].Start;
+            }
+            return new SliceGradPlan
+            {
+                _shape = shape, _starts = starts, _ends = ends, _axes = axes, _steps = steps,
+                Dims = dims, Counts = counts, Offset = offset, Strides = sliceStrides,
+            };
+        }
+
+        public bool Matches(ReadOnlySpan<long> shape, ReadOnlySpan<long> starts, ReadOnlySpan<long> ends, bool hasAxes, ReadOnlySpan<long> axes, bool hasSteps, ReadOnlySpan<long> steps) =>
+            shape.SequenceEqual(_shape) && starts.SequenceEqual(_starts) && ends.SequenceEqual(_ends)
+            && hasAxes == _axes is not null && (!hasAxes || axes.SequenceEqual(_axes))
+            && hasSteps == _steps is not null && (!hasSteps || steps.SequenceEqual(_steps));
     }
 
     private static void RequireShape(KernelContext ctx, OnnxTensor t, int[] shape)

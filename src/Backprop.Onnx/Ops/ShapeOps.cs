@@ -35,8 +35,12 @@ internal static partial class ShapeOps
             return new LambdaKernel(ctx =>
             {
                 var x = ctx.RequiredInput(0);
-                var shape = attrShape ?? OpArgs.Int64s(ctx, ctx.RequiredInput(1), "shape");
-                ctx.SetOutput(0, x.Reshape(ReshapeTarget(ctx, x.Dims, shape, allowZero)));
+                Span<long> scratch = stackalloc long[OpArgs.StackRank];
+                ReadOnlySpan<long> shape = attrShape is not null ? attrShape : OpArgs.Int64s(ctx, ctx.RequiredInput(1), "shape", scratch);
+                Span<int> dims = shape.Length <= OpArgs.StackRank ? stackalloc int[OpArgs.StackRank] : new int[shape.Length];
+                dims = dims[..shape.Length];
+                ReshapeTarget(ctx, x.Dims, shape, allowZero, dims);
+                ctx.SetOutputView(0, x, dims);
             });
         })
         {
@@ -58,7 +62,7 @@ internal static partial class ShapeOps
                 if (a < 0 || a > rank) throw ctx.Invalid($"axis {axis} is out of range for rank {rank}");
                 int outer = checked((int)OpArgs.Product(x.Dims, 0, (int)a));
                 int inner = checked((int)OpArgs.Product(x.Dims, (int)a, rank));
-                ctx.SetOutput(0, x.Reshape([outer, inner]));
+                ctx.SetOutputView(0, x, [outer, inner]);
             });
         })
         {
@@ -74,19 +78,30 @@ internal static partial class ShapeOps
             return new LambdaKernel(ctx =>
             {
                 var x = ctx.RequiredInput(0);
-                var axesArg = op.OpsetVersion < 13 ? attrAxes : OpArgs.OptionalInt64s(ctx, 1, "axes");
+                var axesInput = op.OpsetVersion < 13 ? null : ctx.Input(1);
+                Span<long> scratch = stackalloc long[OpArgs.StackRank];
+                ReadOnlySpan<long> axesArg = axesInput is not null ? OpArgs.Int64s(ctx, axesInput, "axes", scratch) : attrAxes;
+                bool all = axesInput is null && attrAxes is null;
                 var dims = x.Dims;
-                var drop = new bool[dims.Length];
-                if (axesArg is null) for (int d = 0; d < dims.Length; d++) drop[d] = dims[d] == 1;
+                Span<bool> drop = dims.Length <= OpArgs.StackRank ? stackalloc bool[OpArgs.StackRank] : new bool[dims.Length];
+                drop = drop[..dims.Length];
+                drop.Clear();
+                if (all) for (int d = 0; d < dims.Length; d++) drop[d] = dims[d] == 1;
                 else
                 {
-                    foreach (int a in OpArgs.Axes(ctx, axesArg, dims.Length))
+                    Span<int> axes = axesArg.Length <= OpArgs.StackRank ? stackalloc int[OpArgs.StackRank] : new int[axesArg.Length];
+                    axes = axes[..axesArg.Length];
+                    OpArgs.Axes(ctx, axesArg, dims.Length, axes);
+                    foreach (int a in axes)
                     {
                         if (dims[a] != 1) throw ctx.Invalid($"cannot squeeze axis {a} of shape {OpArgs.Format(dims)}: its size is not 1");
                         drop[a] = true;
                     }
                 }
-                ctx.SetOutput(0, x.Reshape([.. dims.Where((_, d) => !drop[d])]));
+                Span<int> shape = dims.Length <= OpArgs.StackRank ? stackalloc int[OpArgs.StackRank] : new int[dims.Length];
+                int rank = 0;
+                for (int d = 0; d < dims.Length; d++) if (!drop[d]) shape[rank++] = dims[d];
+                ctx.SetOutputView(0, x, shape[..rank]);
             });
         })
         {
@@ -104,13 +119,19 @@ internal static partial class ShapeOps
             return new LambdaKernel(ctx =>
             {
                 var x = ctx.RequiredInput(0);
-                var axesArg = attrAxes ?? OpArgs.Int64s(ctx, ctx.RequiredInput(1), "axes");
+                Span<long> scratch = stackalloc long[OpArgs.StackRank];
+                ReadOnlySpan<long> axesArg = attrAxes is not null ? attrAxes : OpArgs.Int64s(ctx, ctx.RequiredInput(1), "axes", scratch);
                 int outRank = x.Rank + axesArg.Length;
-                var insert = new bool[outRank];
-                foreach (int a in OpArgs.Axes(ctx, axesArg, outRank)) insert[a] = true;
-                var shape = new int[outRank];
-                for (int d = 0, k = 0; d < outRank; d++) shape[d] = insert[d] ? 1 : x.Dims[k++];
-                ctx.SetOutput(0, x.Reshape(shape));
+                Span<int> axes = axesArg.Length <= OpArgs.StackRank ? stackalloc int[OpArgs.StackRank] : new int[axesArg.Length];
+                axes = axes[..axesArg.Length];
+                OpArgs.Axes(ctx, axesArg, outRank, axes);
+                // The output shape: 1 at every listed axis (marked with 0 first), the input's dimensions elsewhere in order.
+                Span<int> shape = outRank <= OpArgs.StackRank ? stackalloc int[OpArgs.StackRank] : new int[outRank];
+                shape = shape[..outRank];
+                shape.Fill(-1);
+                foreach (int a in axes) shape[a] = 1;
+                for (int d = 0, k = 0; d < outRank; d++) if (shape[d] < 0) shape[d] = x.Dims[k++];
+                ctx.SetOutputView(0, x, shape);
             });
         })
         {
@@ -131,9 +152,11 @@ internal static partial class ShapeOps
                 int rank = dims.Length;
                 int Clamp(long v) => (int)Math.Clamp(v < 0 ? v + rank : v, 0, rank);
                 int s = Clamp(start), e = end is { } en ? Clamp(en) : rank;
-                var result = new long[Math.Max(0, e - s)];
-                for (int i = 0; i < result.Length; i++) result[i] = dims[s + i];
-                ctx.SetOutput(0, OnnxTensor.FromArray(result, result.Length));
+                // From the plan's pool: its wrapper and buffer come back every run, so Shape allocates nothing in steady state.
+                var result = ctx.AllocateUninitialized(DataType.Int64, [Math.Max(0, e - s)]);
+                var r = result.AsSpan<long>();
+                for (int i = 0; i < r.Length; i++) r[i] = dims[s + i];
+                ctx.SetOutput(0, result);
             });
         })
         {
@@ -142,7 +165,12 @@ internal static partial class ShapeOps
         });
 
         // Size (ONNX spec "Size", versions 1, 13): the number of elements as an int64 scalar.
-        ops.Add(new OpDefinition("Size", _ => new LambdaKernel(ctx => ctx.SetOutput(0, OnnxTensor.Scalar(ctx.RequiredInput(0).ElementCount))))
+        ops.Add(new OpDefinition("Size", _ => new LambdaKernel(ctx =>
+        {
+            var size = ctx.AllocateUninitialized(DataType.Int64, []);
+            size.AsSpan<long>()[0] = ctx.RequiredInput(0).ElementCount;
+            ctx.SetOutput(0, size);
+        }))
         {
             InferTypes = TypeInferencePass.Fixed(DataType.Int64),
             NonDifferentiable = true,
@@ -153,13 +181,29 @@ internal static partial class ShapeOps
         ops.Add(new OpDefinition("Expand", op =>
         {
             DataMovement.RequireMovable(op, 0);
+            ExpandPlan? plan = null;
             return new LambdaKernel(ctx =>
             {
                 var x = ctx.RequiredInput(0);
-                var target = OpArgs.Dims(ctx, OpArgs.Int64s(ctx, ctx.RequiredInput(1), "shape"), "shape");
-                var outShape = Broadcast.Shape(ctx, x.Dims, target);
-                if (outShape.AsSpan().SequenceEqual(x.Dims)) { ctx.SetOutput(0, x); return; }
-                ctx.SetOutput(0, BroadcastTo(ctx, x, outShape));
+                Span<long> scratch = stackalloc long[OpArgs.StackRank];
+                var targetArg = OpArgs.Int64s(ctx, ctx.RequiredInput(1), "shape", scratch);
+                int rank = Math.Max(x.Rank, targetArg.Length);
+                Span<int> target = targetArg.Length <= OpArgs.StackRank ? stackalloc int[OpArgs.StackRank] : new int[targetArg.Length];
+                target = target[..targetArg.Length];
+                OpArgs.Dims(ctx, targetArg, target, "shape");
+                Span<int> outShape = rank <= OpArgs.StackRank ? stackalloc int[OpArgs.StackRank] : new int[rank];
+                outShape = outShape[..rank];
+                if (!Broadcast.TryShape(x.Dims, target, outShape))
+                    throw ctx.Invalid($"shapes {OpArgs.Format(x.Dims)} and {OpArgs.Format(target)} cannot be broadcast together");
+                if (outShape.SequenceEqual(x.Dims)) { ctx.SetOutput(0, x); return; }
+                // The output shape and the input's broadcast strides depend only on the shapes: kept while they repeat.
+                var p = plan;
+                if (p is null || !p.InDims.AsSpan().SequenceEqual(x.Dims) || !p.OutShape.AsSpan().SequenceEqual(outShape))
+                    plan = p = new ExpandPlan(x.Dims.ToArray(), outShape.ToArray(), Broadcast.Strides(x.Dims, outShape));
+                // Every element is written (no index tables), so the pooled buffer need not be cleared.
+                var result = ctx.AllocateUninitialized(x.ElementType, p.OutShape);
+                DataMovement.GatherStrided(x, result, p.OutShape, 0, p.Strides);
+                ctx.SetOutput(0, result);
             });
         }, minVersion: 8)
         {
@@ -170,46 +214,39 @@ internal static partial class ShapeOps
         });
     }
 
-    /// <summary>A contiguous copy of <paramref name="x"/> broadcast to <paramref name="outShape"/>.</summary>
-    internal static OnnxTensor BroadcastTo(KernelContext ctx, OnnxTensor x, int[] outShape)
-    {
-        var result = ctx.Allocate(x.ElementType, outShape);
-        DataMovement.GatherStrided(x, result, outShape, 0, Broadcast.Strides(x.Dims, outShape));
-        return result;
-    }
+    /// <summary>Expand's shapes for one input shape: the output shape and the input's strides in it (0 where broadcast).</summary>
+    private sealed record ExpandPlan(int[] InDims, int[] OutShape, long[] Strides);
 
-    /// <summary>The output shape of Reshape: 0 copies the input dimension unless allowzero, one -1 is inferred.</summary>
-    internal static int[] ReshapeTarget(KernelContext ctx, int[] input, long[] shape, bool allowZero)
+    /// <summary>The output shape of Reshape into <paramref name="dims"/>: 0 copies the input dimension unless allowzero, one -1 is inferred.</summary>
+    internal static void ReshapeTarget(KernelContext ctx, int[] input, ReadOnlySpan<long> shape, bool allowZero, Span<int> dims)
     {
-        var dims = new int[shape.Length];
         int inferred = -1;
         long known = 1;
         long count = OpArgs.Product(input, 0, input.Length);
-        string Text() => $"cannot reshape {OpArgs.Format(input)} to [{string.Join(',', shape)}]";
+        static string Text(int[] input, ReadOnlySpan<long> shape) => $"cannot reshape {OpArgs.Format(input)} to [{string.Join(',', shape.ToArray())}]";
         for (int i = 0; i < shape.Length; i++)
         {
             long s = shape[i];
             if (s == -1)
             {
-                if (inferred >= 0) throw ctx.Invalid($"{Text()}: more than one -1");
+                if (inferred >= 0) throw ctx.Invalid($"{Text(input, shape)}: more than one -1");
                 inferred = i;
                 continue;
             }
             if (s == 0 && !allowZero)
             {
-                if (i >= input.Length) throw ctx.Invalid($"{Text()}: a 0 at position {i} has no input dimension to copy");
+                if (i >= input.Length) throw ctx.Invalid($"{Text(input, shape)}: a 0 at position {i} has no input dimension to copy");
                 s = input[i];
             }
-            if (s < 0 || s > int.MaxValue) throw ctx.Invalid($"{Text()}: invalid dimension {shape[i]}");
+            if (s < 0 || s > int.MaxValue) throw ctx.Invalid($"{Text(input, shape)}: invalid dimension {shape[i]}");
             dims[i] = (int)s;
             known *= s;
         }
         if (inferred >= 0)
         {
-            if (known == 0 || count % known != 0) throw ctx.Invalid($"{Text()}: the -1 dimension cannot be inferred");
+            if (known == 0 || count % known != 0) throw ctx.Invalid($"{Text(input, shape)}: the -1 dimension cannot be inferred");
             dims[inferred] = checked((int)(count / known));
         }
-        else if (known != count) throw ctx.Invalid($"{Text()}: {count} elements do not fit");
-        return dims;
+        else if (known != count) throw ctx.Invalid($"{Text(input, shape)}: {count} elements do not fit");
     }
 }

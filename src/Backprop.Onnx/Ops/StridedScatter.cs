@@ -24,31 +24,37 @@ internal static class StridedScatter
         public void Run<T>(Span<T> src, Span<T> dst)
         {
             if (src.Length == 0) return;
-            // Merge adjacent axes whose target strides are contiguous with each other; drop size-1 axes.
-            var dims = new List<int>();
-            var steps = new List<long>();
-            for (int d = 0; d < shape.Length; d++)
+            // Merge adjacent axes whose target strides are contiguous with each other; drop size-1 axes. The merged
+            // axes and the coordinate live on the stack for the usual ranks, so a call allocates nothing.
+            int rank = shape.Length;
+            Span<int> dims = rank <= OpArgs.StackRank ? stackalloc int[OpArgs.StackRank] : new int[rank];
+            Span<long> steps = rank <= OpArgs.StackRank ? stackalloc long[OpArgs.StackRank] : new long[rank];
+            int count = 0;
+            for (int d = 0; d < rank; d++)
             {
                 if (shape[d] == 1) continue;
-                if (dims.Count > 0 && steps[^1] == strides[d] * shape[d])
+                if (count > 0 && steps[count - 1] == strides[d] * shape[d])
                 {
-                    dims[^1] *= shape[d];
-                    steps[^1] = strides[d];
+                    dims[count - 1] *= shape[d];
+                    steps[count - 1] = strides[d];
                 }
                 else
                 {
-                    dims.Add(shape[d]);
-                    steps.Add(strides[d]);
+                    dims[count] = shape[d];
+                    steps[count] = strides[d];
+                    count++;
                 }
             }
-            if (dims.Count == 0)
+            if (count == 0)
             {
                 dst[(int)baseOffset] = src[0];
                 return;
             }
-            int inner = dims[^1], outer = dims.Count - 1;
-            long innerStep = steps[^1];
-            var coord = new int[outer];
+            int inner = dims[count - 1], outer = count - 1;
+            long innerStep = steps[count - 1];
+            Span<int> coord = outer <= OpArgs.StackRank ? stackalloc int[OpArgs.StackRank] : new int[outer];
+            coord = coord[..outer];
+            coord.Clear();
             long offset = baseOffset;
             for (int i = 0; i < src.Length; i += inner)
             {

@@ -16,7 +16,11 @@ internal static partial class TensorCreationOps
             if (!DataMovement.IsMovable(value.ElementType)) throw op.Unsupported($"'value' of element type {DataTypes.OnnxName(value.ElementType)}");
             return new LambdaKernel(ctx =>
             {
-                var shape = OpArgs.Dims(ctx, OpArgs.Int64s(ctx, ctx.RequiredInput(0), "shape"), "shape");
+                Span<long> scratch = stackalloc long[OpArgs.StackRank];
+                var shapeArg = OpArgs.Int64s(ctx, ctx.RequiredInput(0), "shape", scratch);
+                Span<int> shape = shapeArg.Length <= OpArgs.StackRank ? stackalloc int[OpArgs.StackRank] : new int[shapeArg.Length];
+                shape = shape[..shapeArg.Length];
+                OpArgs.Dims(ctx, shapeArg, shape, "shape");
                 ctx.SetOutput(0, DataMovement.Filled(ctx, value, shape));
             });
         }, minVersion: 9)

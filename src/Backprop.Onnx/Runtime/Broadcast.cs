@@ -9,7 +9,7 @@ namespace Backprop.Onnx.Runtime;
 internal static class Broadcast
 {
     /// <summary>The broadcast shape of the given shapes, or null when they are incompatible.</summary>
-    public static int[]? TryShape(params int[][] shapes)
+    public static int[]? TryShape(params ReadOnlySpan<int[]> shapes)
     {
         int rank = 0;
         foreach (var s in shapes) rank = Math.Max(rank, s.Length);
@@ -29,9 +29,28 @@ internal static class Broadcast
         return result;
     }
 
+    /// <summary>
+    /// The broadcast shape of two shapes into <paramref name="result"/> (as long as the longer one), without allocating;
+    /// false when they are incompatible.
+    /// </summary>
+    public static bool TryShape(ReadOnlySpan<int> a, ReadOnlySpan<int> b, Span<int> result)
+    {
+        int rank = result.Length;
+        for (int i = 0; i < rank; i++)
+        {
+            int da = i - (rank - a.Length) is var ia and >= 0 ? a[ia] : 1;
+            int db = i - (rank - b.Length) is var ib and >= 0 ? b[ib] : 1;
+            if (da == db || db == 1) result[i] = da;
+            else if (da == 1) result[i] = db;
+            else return false;
+        }
+        return true;
+    }
+
     /// <summary>The broadcast shape; throws <see cref="InvalidInputException"/> naming the node when incompatible.</summary>
-    public static int[] Shape(KernelContext ctx, params int[][] shapes) =>
-        TryShape(shapes) ?? throw ctx.Invalid($"shapes {string.Join(" and ", shapes.Select(s => "[" + string.Join(',', s) + "]"))} cannot be broadcast together");
+    /// <remarks>The shapes are a params span, so a call with a few shapes allocates only the result.</remarks>
+    public static int[] Shape(KernelContext ctx, params ReadOnlySpan<int[]> shapes) =>
+        TryShape(shapes) ?? throw ctx.Invalid($"shapes {string.Join(" and ", shapes.ToArray().Select(s => "[" + string.Join(',', s) + "]"))} cannot be broadcast together");
 
     /// <summary>
     /// Element strides of <paramref name="shape"/> viewed in <paramref name="outShape"/>: 0 on broadcast dimensions, so that

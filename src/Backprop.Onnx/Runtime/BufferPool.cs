@@ -28,6 +28,12 @@ internal sealed class BufferPool
     /// (immutable) wrapper instead of a new tensor and shape array. Only buffers the pool holds (tracked or free) are here.
     /// </summary>
     private readonly Dictionary<Array, OnnxTensor> _wrappers = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>
+    /// The wrapper a buffer had before its latest one: values of one length but two shapes ([] and [1] from Size and
+    /// Shape, say) take turns on the same buffers, and swapping back to it allocates nothing.
+    /// </summary>
+    private readonly Dictionary<Array, OnnxTensor> _previousWrappers = new(ReferenceEqualityComparer.Instance);
     private long _run;
 
     private sealed class FreeList
@@ -66,13 +72,22 @@ internal sealed class BufferPool
             buffer ??= Array.CreateInstance(storage, count);
             _refs[buffer] = 0;
             _rentedThisNode.Add(buffer);
-            if (!_wrappers.TryGetValue(buffer, out wrapper) || wrapper.ElementType != type || !wrapper.Dims.AsSpan().SequenceEqual(shape))
-                _wrappers[buffer] = wrapper = new OnnxTensor(type, shape.ToArray(), buffer, count);
+            if (!_wrappers.TryGetValue(buffer, out wrapper) || !Fits(wrapper, type, shape))
+            {
+                var latest = wrapper;
+                if (!_previousWrappers.TryGetValue(buffer, out wrapper) || !Fits(wrapper, type, shape))
+                    wrapper = new OnnxTensor(type, shape.ToArray(), buffer, count);
+                _wrappers[buffer] = wrapper;
+                if (latest is not null) _previousWrappers[buffer] = latest;
+            }
         }
         if (!clear && PoisonUninitialized) Poison(buffer);
         else if (clear) Array.Clear(buffer);
         return wrapper;
     }
+
+    private static bool Fits(OnnxTensor wrapper, DataType type, ReadOnlySpan<int> shape) =>
+        wrapper.ElementType == type && wrapper.Dims.AsSpan().SequenceEqual(shape);
 
     /// <summary>One more value slot holds <paramref name="buffer"/> (ignored when the pool does not track it).</summary>
     public void AddRef(Array buffer)
@@ -117,6 +132,7 @@ internal sealed class BufferPool
             if (!_refs.Remove(buffer)) return false;
             _disowned.Add(buffer);
             _wrappers.Remove(buffer);
+            _previousWrappers.Remove(buffer);
             return true;
         }
     }
@@ -162,7 +178,7 @@ internal sealed class BufferPool
     {
         lock (_gate)
         {
-            foreach (var buffer in _refs.Keys) _wrappers.Remove(buffer);
+            foreach (var buffer in _refs.Keys) Forget(buffer);
             _refs.Clear();
             _rentedThisNode.Clear();
             List<(Type, int)>? stale = null;
@@ -171,7 +187,7 @@ internal sealed class BufferPool
             if (stale is not null)
                 foreach (var key in stale)
                 {
-                    foreach (var buffer in _free[key].Buffers) _wrappers.Remove(buffer);
+                    foreach (var buffer in _free[key].Buffers) Forget(buffer);
                     _free.Remove(key);
                 }
         }
@@ -186,10 +202,23 @@ internal sealed class BufferPool
         }
     }
 
+    /// <summary>Whether <paramref name="buffer"/> is one of the pool's own (tracked or free), as opposed to a caller's or the model's.</summary>
+    internal bool Holds(Array buffer)
+    {
+        lock (_gate) return _wrappers.ContainsKey(buffer);
+    }
+
     /// <summary>Whether <paramref name="buffer"/> is tracked by the current run (for tests).</summary>
     internal bool IsTracked(Array buffer)
     {
         lock (_gate) return _refs.ContainsKey(buffer);
+    }
+
+    /// <summary>Drops a buffer's cached wrappers (it leaves the pool).</summary>
+    private void Forget(Array buffer)
+    {
+        _wrappers.Remove(buffer);
+        _previousWrappers.Remove(buffer);
     }
 
     private void Free(Array buffer)

@@ -23,6 +23,7 @@ internal sealed class ChunkRunner : IThreadPoolWorkItem
     private readonly ManualResetEventSlim _done = new(false);
     private Action<int>? _item;
     private Action<int, int>? _range;
+    private IRangeBody? _stateRange;
     private int _items, _count, _per;
     private int _next, _pending, _workersOut;
     private ExceptionDispatchInfo? _error;
@@ -60,6 +61,73 @@ internal sealed class ChunkRunner : IThreadPoolWorkItem
         job.Run(chunks, threads);
     }
 
+    /// <summary>
+    /// As <see cref="ForRanges(int, int, int, int, Action{int, int})"/>, calling <paramref name="body"/>(state, start, end):
+    /// with a static lambda and the kernel's arrays in <paramref name="state"/> (a tuple or struct) a call allocates
+    /// nothing, where a lambda capturing them would allocate its closure and delegate on every call. With one thread or
+    /// one chunk the chunks run in order on the caller.
+    /// </summary>
+    public static void ForRanges<TState>(int count, int chunks, int per, int threads, TState state, Action<TState, int, int> body)
+    {
+        if (chunks <= 0) return;
+        if (threads <= 1 || chunks == 1)
+        {
+            for (int c = 0; c < chunks; c++)
+            {
+                var (start, end) = Chunk(c, chunks, count, per);
+                body(state, start, end);
+            }
+            return;
+        }
+        // One holder per state type and thread, taken while in use (a body that nests another call makes a second one).
+        var holder = StateBody<TState>.Free ?? new StateBody<TState>();
+        StateBody<TState>.Free = null;
+        holder.State = state;
+        holder.Body = body;
+        try
+        {
+            var job = Rent();
+            job._stateRange = holder;
+            job._count = count;
+            job._per = per;
+            job.Run(chunks, threads);
+        }
+        finally
+        {
+            holder.State = default!;
+            holder.Body = null;
+            StateBody<TState>.Free = holder;
+        }
+    }
+
+    /// <summary>Chunk c of <paramref name="chunks"/> over [0, count): fixed size <paramref name="per"/> when positive, else an even split.</summary>
+    private static (int Start, int End) Chunk(int c, int chunks, int count, int per)
+    {
+        if (per > 0)
+        {
+            int start = c * per;
+            return (start, (int)Math.Min(count, (long)start + per));
+        }
+        return ((int)((long)count * c / chunks), (int)((long)count * (c + 1) / chunks));
+    }
+
+    /// <summary>A range body with its state, called by the job's workers.</summary>
+    private interface IRangeBody
+    {
+        void Run(int start, int end);
+    }
+
+    private sealed class StateBody<TState> : IRangeBody
+    {
+        [ThreadStatic]
+        public static StateBody<TState>? Free;
+
+        public TState State = default!;
+        public Action<TState, int, int>? Body;
+
+        public void Run(int start, int end) => Body!(State, start, end);
+    }
+
     private static ChunkRunner Rent()
     {
         lock (PoolGate)
@@ -92,6 +160,7 @@ internal sealed class ChunkRunner : IThreadPoolWorkItem
         var error = _error;
         _item = null;
         _range = null;
+        _stateRange = null;
         _error = null;
         lock (PoolGate)
         {
@@ -120,12 +189,12 @@ internal sealed class ChunkRunner : IThreadPoolWorkItem
             try
             {
                 if (_item is { } item) item(i);
-                else if (_per > 0)
+                else
                 {
-                    int start = i * _per;
-                    _range!(start, (int)Math.Min(_count, (long)start + _per));
+                    var (start, end) = Chunk(i, _items, _count, _per);
+                    if (_stateRange is { } body) body.Run(start, end);
+                    else _range!(start, end);
                 }
-                else _range!((int)((long)_count * i / _items), (int)((long)_count * (i + 1) / _items));
             }
             catch (Exception e)
             {

@@ -181,6 +181,8 @@ public sealed class ExecutionPlan
     {
         public readonly OnnxTensor?[] Values = new OnnxTensor?[plan._constants.Length];
         public readonly BufferPool Pool = new();
+        /// <summary>Sizes bound to symbolic dimensions while the inputs are checked (cleared per run).</summary>
+        public readonly Dictionary<string, int> Symbols = new(StringComparer.Ordinal);
         public KernelContext? Context;
     }
 
@@ -198,7 +200,8 @@ public sealed class ExecutionPlan
         try
         {
             ArgumentNullException.ThrowIfNull(inputs);
-            Dictionary<string, int>? symbols = null;
+            Dictionary<string, int>? symbols = state.Symbols;
+            symbols.Clear();
             // A Dictionary is walked with its struct enumerator (no allocation per run); other dictionaries through the interface.
             if (inputs is Dictionary<string, OnnxTensor> dictionary)
                 foreach (var (name, tensor) in dictionary) Feed(name, tensor, values, ref symbols);
@@ -261,6 +264,7 @@ public sealed class ExecutionPlan
         finally
         {
             pool.EndRun();
+            state.Context?.ForgetOldForeignViews(pool, _protectedBuffers);
             Array.Clear(values);
             _idleState = state;
         }
@@ -286,6 +290,12 @@ public sealed class ExecutionPlan
 
     private static bool IsFed(IReadOnlyDictionary<string, OnnxTensor> inputs, Array buffer)
     {
+        // A Dictionary is walked with its struct enumerator: through the interface the enumerator would be boxed.
+        if (inputs is Dictionary<string, OnnxTensor> dictionary)
+        {
+            foreach (var i in dictionary.Values) if (ReferenceEquals(i.Buffer, buffer)) return true;
+            return false;
+        }
         foreach (var i in inputs.Values) if (ReferenceEquals(i.Buffer, buffer)) return true;
         return false;
     }

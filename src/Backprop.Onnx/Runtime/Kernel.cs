@@ -102,6 +102,58 @@ internal sealed class KernelContext
         if (index < _outputs.Length && _outputs[index] >= 0) _values[_outputs[index]] = tensor;
     }
 
+    /// <summary>
+    /// Sets output <paramref name="index"/> to <paramref name="x"/>'s buffer seen with <paramref name="shape"/> (Reshape,
+    /// Flatten, Squeeze, Unsqueeze). A wrapper this output was given in an earlier run is returned again when it has the
+    /// same buffer, element type and shape (tensors are immutable), so a steady-state run allocates no view. Each output
+    /// remembers its last <see cref="ViewsPerOutput"/> views, because the pool may hand a value a different buffer of the
+    /// same size from run to run (its free lists are stacks, and the order of releases varies between runs).
+    /// </summary>
+    /// <exception cref="ArgumentException">The element counts differ.</exception>
+    public void SetOutputView(int index, OnnxTensor x, ReadOnlySpan<int> shape)
+    {
+        if (index >= _outputs.Length || _outputs[index] < 0) return;
+        int slot = _outputs[index];
+        if (_views is null || _views.Length != _values.Length * ViewsPerOutput) _views = new OnnxTensor?[_values.Length * ViewsPerOutput];
+        var views = _views.AsSpan(slot * ViewsPerOutput, ViewsPerOutput);
+        for (int i = 0; i < views.Length; i++)
+        {
+            var cached = views[i];
+            if (cached is not null && ReferenceEquals(cached.Buffer, x.Buffer) && cached.ElementType == x.ElementType
+                && cached.ElementCount == x.ElementCount && cached.Dims.AsSpan().SequenceEqual(shape))
+            {
+                // Most recently used first (what ForgetOldForeignViews keeps).
+                for (int j = i; j > 0; j--) views[j] = views[j - 1];
+                views[0] = cached;
+                _values[slot] = cached;
+                return;
+            }
+        }
+        // A miss: the newest view goes first, the oldest drops out.
+        var view = x.Reshape(shape);
+        for (int i = ViewsPerOutput - 1; i > 0; i--) views[i] = views[i - 1];
+        views[0] = view;
+        _values[slot] = view;
+    }
+
+    /// <summary>
+    /// After a run: drops every remembered view but the most recently used of each output whose buffer is neither the
+    /// pool's nor the model's (<paramref name="protectedBuffers"/>): a caller's input. A plan then keeps at most one
+    /// earlier batch alive per view, not <see cref="ViewsPerOutput"/>.
+    /// </summary>
+    internal void ForgetOldForeignViews(BufferPool pool, HashSet<Array> protectedBuffers)
+    {
+        if (_views is null) return;
+        for (int i = 0; i < _views.Length; i++)
+            if (i % ViewsPerOutput != 0 && _views[i] is { } view && !pool.Holds(view.Buffer) && !protectedBuffers.Contains(view.Buffer)) _views[i] = null;
+    }
+
+    /// <summary>How many recent views <see cref="SetOutputView"/> keeps per output.</summary>
+    internal const int ViewsPerOutput = 4;
+
+    /// <summary>The views each output slot was last given (per run state, so concurrent runs never share one).</summary>
+    private OnnxTensor?[]? _views;
+
     /// <summary>A zero-filled tensor for an output or scratch space (from the plan's buffer pool when there is one).</summary>
     public OnnxTensor Allocate(DataType type, ReadOnlySpan<int> shape) =>
         _pool is not null && BufferPool.Poolable(type) ? _pool.Rent(type, shape, clear: true) : OnnxTensor.Zeros(type, shape);

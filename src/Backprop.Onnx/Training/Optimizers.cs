@@ -89,11 +89,21 @@ public sealed class Optimizer
     {
         if (gradient.ElementType != parameter.ElementType || !gradient.Shape.SequenceEqual(parameter.Shape))
             throw new ArgumentException($"Gradient {gradient} does not match parameter '{name}' {parameter}.");
-        if (!_state.TryGetValue(name, out var state))
-            _state[name] = state = [.. Enumerable.Range(0, StateTensorsPerParameter).Select(_ => OnnxTensor.Zeros(parameter.ElementType, parameter.Shape))];
+        if (!_state.TryGetValue(name, out var state)) _state[name] = state = NewState(parameter);
         if (parameter.ElementType == DataType.Float) Apply<float>(parameter, gradient, state, learningRate, step);
         else if (parameter.ElementType == DataType.Double) Apply<double>(parameter, gradient, state, learningRate, step);
         else throw new ArgumentException($"Parameter '{name}' is {DataTypes.OnnxName(parameter.ElementType)}; only float and double are trained.");
+    }
+
+    /// <summary>
+    /// Zeroed state tensors for a parameter's first update. A method of its own: a lambda capturing a parameter of
+    /// <see cref="Update"/> would make every call allocate the closure, not only the first.
+    /// </summary>
+    private OnnxTensor[] NewState(OnnxTensor parameter)
+    {
+        var state = new OnnxTensor[StateTensorsPerParameter];
+        for (int i = 0; i < state.Length; i++) state[i] = OnnxTensor.Zeros(parameter.ElementType, parameter.Shape);
+        return state;
     }
 
     private void Apply<T>(OnnxTensor parameter, OnnxTensor gradient, OnnxTensor[] state, double lr, long step)

@@ -204,7 +204,7 @@ public sealed class Trainer
             string p = trainable[k];
             var g = outputs[_gradients.Gradients[p]];
             // A copy: two gradient outputs may be one tensor (Add(a, b) hands dY to both), so never scale in place.
-            if (scale != 1) g = Scaled(g, scale);
+            if (scale != 1) g = Scaled(p, g, scale);
             _optimizer.Update(p, _parameters[p], g, lr, step);
         }
         // Running statistics are copied into the trainer's own tensors (like parameters, updated in place) when the shape holds.
@@ -429,13 +429,20 @@ public sealed class Trainer
         return sq;
     }
 
-    private static OnnxTensor Scaled(OnnxTensor g, double scale)
+    /// <summary>
+    /// scale · <paramref name="g"/> in the trainer's own tensor for parameter <paramref name="name"/> (made on first use,
+    /// then overwritten every clipped step), so clipping allocates nothing in steady state.
+    /// </summary>
+    private OnnxTensor Scaled(string name, OnnxTensor g, double scale)
     {
-        var c = g.Clone();
-        if (c.ElementType == DataType.Float) System.Numerics.Tensors.TensorPrimitives.Multiply(c.AsSpan<float>(), (float)scale, c.AsSpan<float>());
-        else System.Numerics.Tensors.TensorPrimitives.Multiply(c.AsSpan<double>(), scale, c.AsSpan<double>());
+        if (!_scaledGradients.TryGetValue(name, out var c) || c.ElementType != g.ElementType || !c.Shape.SequenceEqual(g.Shape))
+            _scaledGradients[name] = c = OnnxTensor.Zeros(g.ElementType, g.Shape);
+        if (c.ElementType == DataType.Float) System.Numerics.Tensors.TensorPrimitives.Multiply(g.AsSpan<float>(), (float)scale, c.AsSpan<float>());
+        else System.Numerics.Tensors.TensorPrimitives.Multiply(g.AsSpan<double>(), scale, c.AsSpan<double>());
         return c;
     }
+
+    private readonly Dictionary<string, OnnxTensor> _scaledGradients = new(StringComparer.Ordinal);
 
     /// <summary>Rows of <paramref name="logits"/> [N, C] whose first maximal class equals the int64 label [N]; 0 for other ranks.</summary>
     internal static int CountCorrect(OnnxTensor logits, OnnxTensor labels)
