@@ -97,7 +97,7 @@ internal static partial class ConvOps
 
         // The direct and batched dX paths correlate a zero-padded dY with W, so a non-finite weight times padding would
         // put NaN where no window reads; a non-finite W takes the exact col2im path.
-        bool finiteW = dx is null || AllFinite<T>(w.AsSpan(0, s.M * rows));
+        bool finiteW = dx is null || (typeof(T) == typeof(float) ? AllFiniteFloats(((float[])(object)w).AsSpan(0, s.M * rows)) : AllFinite<T>(w.AsSpan(0, s.M * rows)));
         if (dx is not null && finiteW && direct && typeof(T) == typeof(float) && UseDirectInputGrad(s))
             InputGradDirect((float[])(object)dy, (float[])(object)w, (float[])(object)dx, s, threads);
         else if (dx is not null && finiteW && UseBatchedInputGrad(s, rows)) ConvInputGradBatched(dy, w, dx, s, threads);
