@@ -150,7 +150,7 @@ internal static partial class ConvOps
     }
 
     /// <summary>Whether every element of <paramref name="values"/> is finite.</summary>
-    private static bool AllFinite<T>(T[] values) where T : IFloatingPointIeee754<T>
+    private static bool AllFinite<T>(ReadOnlySpan<T> values) where T : IFloatingPointIeee754<T>
     {
         foreach (var v in values)
             if (!T.IsFinite(v)) return false;

@@ -86,8 +86,8 @@ internal static partial class ConvOps
 
     /// <summary>
     /// Conv's input, weight and bias gradients (each only when its buffer is given). Unless <paramref name="direct"/> is
-    /// false (tests compare both), float32 stride-1 2-D input gradients take <see cref="InputGradDirect"/> and weight
-    /// gradients of a finite X <see cref="WeightGradDirect"/> where they apply.
+    /// false (tests compare both), float32 stride-1 2-D input gradients of a finite W take <see cref="InputGradDirect"/> and
+    /// weight gradients of a finite X <see cref="WeightGradDirect"/> where they apply.
     /// </summary>
     internal static void ConvBackward<T>(T[] dy, T[] x, T[] w, T[]? dx, T[]? dw, T[]? db, ConvShape s, int threads, bool direct = true) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -95,9 +95,12 @@ internal static partial class ConvOps
         int rows = s.C / s.Group * Product(s.Kernel);
         if (rows == 0 || outSize == 0 || mg == 0) { if (db is not null) BiasGrad(dy, db, s); return; }
 
-        if (dx is not null && direct && typeof(T) == typeof(float) && UseDirectInputGrad(s))
+        // The direct and batched dX paths correlate a zero-padded dY with W, so a non-finite weight times padding would
+        // put NaN where no window reads; a non-finite W takes the exact col2im path.
+        bool finiteW = dx is null || (typeof(T) == typeof(float) ? AllFiniteFloats(((float[])(object)w).AsSpan(0, s.M * rows)) : AllFinite<T>(w.AsSpan(0, s.M * rows)));
+        if (dx is not null && finiteW && direct && typeof(T) == typeof(float) && UseDirectInputGrad(s))
             InputGradDirect((float[])(object)dy, (float[])(object)w, (float[])(object)dx, s, threads);
-        else if (dx is not null && UseBatchedInputGrad(s, rows)) ConvInputGradBatched(dy, w, dx, s, threads);
+        else if (dx is not null && finiteW && UseBatchedInputGrad(s, rows)) ConvInputGradBatched(dy, w, dx, s, threads);
         else if (dx is not null) InputGradGeneral(dy, w, dx, s, threads);
 
         if (dw is not null)
@@ -169,7 +172,7 @@ internal static partial class ConvOps
     private static void WeightGradGeneral<T>(T[] dy, T[] x, T[] dw, ConvShape s, int threads) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int mg = s.M / s.Group, rows = s.C / s.Group * Product(s.Kernel), size = mg * rows;
-        bool wide = UseBatchedInputGrad(s, rows) && AllFinite(x);
+        bool wide = UseBatchedInputGrad(s, rows) && AllFinite<T>(x);
         if (threads > 1 && s.Group >= threads)
         {
             ItemJob<GeneralWeightItem<T>>.For(s.Group, threads, new GeneralWeightItem<T>(dy, x, dw, dw, s, wide, -1, 1));
