@@ -118,7 +118,15 @@ internal sealed class BroadcastLoop
     public void Run(int threads, RunBody body)
     {
         if (Count == 0) return;
-        Parallelism.For(Count, threads, (start, end) => RunRange(start, end, body));
+        // Parallelism.For's chunks, with the loop and the body passed as state (no closure per call).
+        int chunks = (int)Math.Min(Math.Max(1, threads), Math.Max(1L, Count / ParallelGrain));
+        if (chunks <= 1)
+        {
+            RunRange(0, Count, body);
+            return;
+        }
+        int per = (int)(((long)Count + chunks - 1) / chunks);
+        ChunkRunner.ForRanges(Count, chunks, per, chunks, (this, body), static (s, start, end) => s.Item1.RunRange(start, end, s.Item2));
     }
 
     private void RunRange(int start, int end, RunBody body)
