@@ -86,12 +86,21 @@ internal sealed class BroadcastLoop
         return loop;
     }
 
+    /// <summary>As <see cref="Of(KernelContext, int[][])"/> for two inputs, without an argument array when the loop is kept.</summary>
+    public static BroadcastLoop Of(KernelContext ctx, int[] a, int[] b)
+    {
+        if (t_recent is { } cache)
+            foreach (var recent in cache)
+                if (recent?._inputShapes is [var pa, var pb] && pa.AsSpan().SequenceEqual(a) && pb.AsSpan().SequenceEqual(b)) return recent;
+        return Of(ctx, [a, b]);
+    }
+
     private const int RecentCount = 64;
 
     [ThreadStatic] private static BroadcastLoop?[]? t_recent;
     [ThreadStatic] private static int t_nextRecent;
 
-    /// <summary>The input shapes <see cref="Of"/> planned this loop for (copies), or null for a loop built directly.</summary>
+    /// <summary>The input shapes <see cref="Of(KernelContext, int[][])"/> planned this loop for (copies), or null for a loop built directly.</summary>
     private int[][]? _inputShapes;
 
     private bool Planned(int[][] inputShapes)
