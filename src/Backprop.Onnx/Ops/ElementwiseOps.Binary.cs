@@ -115,18 +115,54 @@ internal static class BinaryDriver
             FlatBinaryJob<T, TOp>.Run(a, sa, b, sb, y, loop.Count, threads);
             return;
         }
-        loop.Run(threads, (o, n, off) =>
+        BroadcastBinaryJob<T, TOp>.Run(loop, a, sa, b, sb, y, threads);
+    }
+}
+
+/// <summary>
+/// y = op(a, b) over the runs of a broadcast loop, with the arguments in an object reused per thread (its run body made
+/// once), so that a call allocates nothing.
+/// </summary>
+internal sealed class BroadcastBinaryJob<T, TOp> where T : unmanaged, INumber<T> where TOp : IBinaryOp
+{
+    [ThreadStatic] private static BroadcastBinaryJob<T, TOp>? t_job;
+
+    private T[] _a = [], _b = [], _y = [];
+    private int _sa, _sb;
+    private readonly RunBody _body;
+
+    private BroadcastBinaryJob() => _body = Runs;
+
+    /// <summary>Runs <paramref name="loop"/> with inner strides <paramref name="sa"/> and <paramref name="sb"/> of a and b.</summary>
+    public static void Run(BroadcastLoop loop, T[] a, int sa, T[] b, int sb, T[] y, int threads)
+    {
+        // A job in use on this thread (a nested call) is left alone: that call gets one of its own.
+        var job = t_job ?? new BroadcastBinaryJob<T, TOp>();
+        t_job = null;
+        (job._a, job._sa, job._b, job._sb, job._y) = (a, sa, b, sb, y);
+        try
         {
-            var dst = y.AsSpan(o, n);
-            if (sa == 1 && sb == 1) TOp.Apply<T>(a.AsSpan(off[0], n), b.AsSpan(off[1], n), dst);
-            else if (sa == 1) TOp.Apply(a.AsSpan(off[0], n), b[off[1]], dst);
-            else if (sb == 1) TOp.Apply(a[off[0]], b.AsSpan(off[1], n), dst);
-            else
-            {
-                TOp.Apply<T>(a.AsSpan(off[0], 1), b.AsSpan(off[1], 1), dst[..1]);
-                dst.Fill(dst[0]);
-            }
-        });
+            loop.Run(threads, job._body);
+        }
+        finally
+        {
+            (job._a, job._b, job._y) = ([], [], []);
+            t_job = job;
+        }
+    }
+
+    private void Runs(int o, int n, ReadOnlySpan<int> off)
+    {
+        T[] a = _a, b = _b;
+        var dst = _y.AsSpan(o, n);
+        if (_sa == 1 && _sb == 1) TOp.Apply<T>(a.AsSpan(off[0], n), b.AsSpan(off[1], n), dst);
+        else if (_sa == 1) TOp.Apply(a.AsSpan(off[0], n), b[off[1]], dst);
+        else if (_sb == 1) TOp.Apply(a[off[0]], b.AsSpan(off[1], n), dst);
+        else
+        {
+            TOp.Apply<T>(a.AsSpan(off[0], 1), b.AsSpan(off[1], 1), dst[..1]);
+            dst.Fill(dst[0]);
+        }
     }
 }
 

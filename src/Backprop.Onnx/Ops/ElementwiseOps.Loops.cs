@@ -86,12 +86,21 @@ internal sealed class BroadcastLoop
         return loop;
     }
 
+    /// <summary>As <see cref="Of(KernelContext, int[][])"/> for two inputs, without an argument array when the loop is kept.</summary>
+    public static BroadcastLoop Of(KernelContext ctx, int[] a, int[] b)
+    {
+        if (t_recent is { } cache)
+            foreach (var recent in cache)
+                if (recent?._inputShapes is [var pa, var pb] && pa.AsSpan().SequenceEqual(a) && pb.AsSpan().SequenceEqual(b)) return recent;
+        return Of(ctx, [a, b]);
+    }
+
     private const int RecentCount = 64;
 
     [ThreadStatic] private static BroadcastLoop?[]? t_recent;
     [ThreadStatic] private static int t_nextRecent;
 
-    /// <summary>The input shapes <see cref="Of"/> planned this loop for (copies), or null for a loop built directly.</summary>
+    /// <summary>The input shapes <see cref="Of(KernelContext, int[][])"/> planned this loop for (copies), or null for a loop built directly.</summary>
     private int[][]? _inputShapes;
 
     private bool Planned(int[][] inputShapes)
@@ -118,7 +127,15 @@ internal sealed class BroadcastLoop
     public void Run(int threads, RunBody body)
     {
         if (Count == 0) return;
-        Parallelism.For(Count, threads, (start, end) => RunRange(start, end, body));
+        // Parallelism.For's chunks, with the loop and the body passed as state (no closure per call).
+        int chunks = (int)Math.Min(Math.Max(1, threads), Math.Max(1L, Count / ParallelGrain));
+        if (chunks <= 1)
+        {
+            RunRange(0, Count, body);
+            return;
+        }
+        int per = (int)(((long)Count + chunks - 1) / chunks);
+        ChunkRunner.ForRanges(Count, chunks, per, chunks, (this, body), static (s, start, end) => s.Item1.RunRange(start, end, s.Item2));
     }
 
     private void RunRange(int start, int end, RunBody body)

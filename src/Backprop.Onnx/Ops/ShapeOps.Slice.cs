@@ -21,13 +21,37 @@ internal static partial class ShapeOps
                 var attrAxes = op.Node.GetInts("axes");
                 return new LambdaKernel(ctx => ctx.SetOutput(0, Slice(ctx, ctx.RequiredInput(0), attrStarts, attrEnds, attrAxes, null)));
             }
+            SliceGradPlan? plan = null;
             return new LambdaKernel(ctx =>
             {
-                var starts = OpArgs.Int64s(ctx, ctx.RequiredInput(1), "starts");
-                var ends = OpArgs.Int64s(ctx, ctx.RequiredInput(2), "ends");
-                var axes = OpArgs.OptionalInt64s(ctx, 3, "axes");
-                var steps = OpArgs.OptionalInt64s(ctx, 4, "steps");
-                ctx.SetOutput(0, Slice(ctx, ctx.RequiredInput(0), starts, ends, axes, steps));
+                var x = ctx.RequiredInput(0);
+                if (x.Rank > OpArgs.StackRank)
+                {
+                    var starts = OpArgs.Int64s(ctx, ctx.RequiredInput(1), "starts");
+                    var ends = OpArgs.Int64s(ctx, ctx.RequiredInput(2), "ends");
+                    var axes = OpArgs.OptionalInt64s(ctx, 3, "axes");
+                    var steps = OpArgs.OptionalInt64s(ctx, 4, "steps");
+                    ctx.SetOutput(0, Slice(ctx, x, starts, ends, axes, steps));
+                    return;
+                }
+                // As SliceGrad: the arguments are read into stack spans, and the window (SliceGrad's, with X's shape) is
+                // kept while they repeat.
+                Span<long> s0 = stackalloc long[OpArgs.StackRank], s1 = stackalloc long[OpArgs.StackRank], s2 = stackalloc long[OpArgs.StackRank];
+                Span<long> s3 = stackalloc long[OpArgs.StackRank], s4 = stackalloc long[OpArgs.StackRank];
+                var shape = s0[..x.Rank];
+                for (int d = 0; d < x.Rank; d++) shape[d] = x.Dims[d];
+                var startsSpan = OpArgs.Int64s(ctx, ctx.RequiredInput(1), "starts", s1);
+                var endsSpan = OpArgs.Int64s(ctx, ctx.RequiredInput(2), "ends", s2);
+                var axesInput = ctx.Input(3);
+                var stepsInput = ctx.Input(4);
+                var axesSpan = axesInput is null ? default : OpArgs.Int64s(ctx, axesInput, "axes", s3);
+                var stepsSpan = stepsInput is null ? default : OpArgs.Int64s(ctx, stepsInput, "steps", s4);
+                var p = plan;
+                if (p is null || !p.Matches(shape, startsSpan, endsSpan, axesInput is not null, axesSpan, stepsInput is not null, stepsSpan))
+                    plan = p = SliceGradPlan.Create(ctx, shape.ToArray(), startsSpan.ToArray(), endsSpan.ToArray(), axesInput is null ? null : axesSpan.ToArray(), stepsInput is null ? null : stepsSpan.ToArray());
+                var result = ctx.Allocate(x.ElementType, p.Counts);
+                if (result.ElementCount > 0) DataMovement.GatherStrided(x, result, p.Counts, p.Offset, p.Strides);
+                ctx.SetOutput(0, result);
             });
         })
         {

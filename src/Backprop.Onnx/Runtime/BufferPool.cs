@@ -30,10 +30,13 @@ internal sealed class BufferPool
     private readonly Dictionary<Array, OnnxTensor> _wrappers = new(ReferenceEqualityComparer.Instance);
 
     /// <summary>
-    /// The wrapper a buffer had before its latest one: values of one length but two shapes ([] and [1] from Size and
-    /// Shape, say) take turns on the same buffers, and swapping back to it allocates nothing.
+    /// The wrappers a buffer had before its latest one, most recently used first (at most <see cref="EarlierWrappers"/>):
+    /// values of one length but several shapes ([] and [1] from Size and Shape; [B,T,C], [B,T,H,D] and [B·T,C] around
+    /// attention heads) take turns on the same buffers, and swapping back to one of them allocates nothing.
     /// </summary>
-    private readonly Dictionary<Array, OnnxTensor> _previousWrappers = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<Array, OnnxTensor?[]> _earlierWrappers = new(ReferenceEqualityComparer.Instance);
+
+    private const int EarlierWrappers = 7;
     private long _run;
 
     private sealed class FreeList
@@ -74,16 +77,44 @@ internal sealed class BufferPool
             _rentedThisNode.Add(buffer);
             if (!_wrappers.TryGetValue(buffer, out wrapper) || !Fits(wrapper, type, shape))
             {
-                var latest = wrapper;
-                if (!_previousWrappers.TryGetValue(buffer, out wrapper) || !Fits(wrapper, type, shape))
-                    wrapper = new OnnxTensor(type, shape.ToArray(), buffer, count);
+                wrapper = SwapEarlier(buffer, wrapper, type, shape) ?? new OnnxTensor(type, shape.ToArray(), buffer, count);
                 _wrappers[buffer] = wrapper;
-                if (latest is not null) _previousWrappers[buffer] = latest;
             }
         }
         if (!clear && PoisonUninitialized) Poison(buffer);
         else if (clear) Array.Clear(buffer);
         return wrapper;
+    }
+
+    /// <summary>
+    /// Takes the earlier wrapper of <paramref name="buffer"/> that fits (null when none does) and puts
+    /// <paramref name="latest"/> first among the earlier ones, dropping the least recently used when they are full.
+    /// </summary>
+    private OnnxTensor? SwapEarlier(Array buffer, OnnxTensor? latest, DataType type, ReadOnlySpan<int> shape)
+    {
+        if (!_earlierWrappers.TryGetValue(buffer, out var earlier))
+        {
+            if (latest is null) return null;
+            _earlierWrappers[buffer] = earlier = new OnnxTensor?[EarlierWrappers];
+        }
+        int found = -1;
+        for (int i = 0; i < earlier.Length && earlier[i] is { } w; i++)
+            if (Fits(w, type, shape)) { found = i; break; }
+        var taken = found >= 0 ? earlier[found] : null;
+        if (latest is null)
+        {
+            if (found >= 0)
+            {
+                // Close the gap: the entries after it move up one.
+                Array.Copy(earlier, found + 1, earlier, found, earlier.Length - found - 1);
+                earlier[^1] = null;
+            }
+            return taken;
+        }
+        // The entries before the gap (or all but the last) move down one, and the latest goes first.
+        Array.Copy(earlier, 0, earlier, 1, found >= 0 ? found : earlier.Length - 1);
+        earlier[0] = latest;
+        return taken;
     }
 
     private static bool Fits(OnnxTensor wrapper, DataType type, ReadOnlySpan<int> shape) =>
@@ -131,8 +162,8 @@ internal sealed class BufferPool
         {
             if (!_refs.Remove(buffer)) return false;
             _disowned.Add(buffer);
+            // The earlier wrappers stay for when the caller gives the buffer back (until the next run begins).
             _wrappers.Remove(buffer);
-            _previousWrappers.Remove(buffer);
             return true;
         }
     }
@@ -166,6 +197,7 @@ internal sealed class BufferPool
         lock (_gate)
         {
             _run++;
+            foreach (var buffer in _disowned) _earlierWrappers.Remove(buffer);
             _disowned.Clear();
         }
     }
@@ -218,7 +250,7 @@ internal sealed class BufferPool
     private void Forget(Array buffer)
     {
         _wrappers.Remove(buffer);
-        _previousWrappers.Remove(buffer);
+        _earlierWrappers.Remove(buffer);
     }
 
     private void Free(Array buffer)

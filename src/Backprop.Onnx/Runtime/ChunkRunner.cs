@@ -20,6 +20,15 @@ internal sealed class ChunkRunner : IThreadPoolWorkItem
     private static readonly List<ChunkRunner> Idle = [];
     private const int MaxIdle = 32;
 
+    /// <summary>Workers queued on the thread pool that have not started yet (all jobs together).</summary>
+    private static int s_waiting;
+
+    /// <summary>
+    /// At most this many workers wait in the pool's queue: more waiting means the pool is busy, and a call queues no
+    /// more (the caller claims every item itself), so that neither jobs kept busy by late workers nor the queue grow.
+    /// </summary>
+    private static readonly int MaxWaiting = Math.Max(2, Environment.ProcessorCount);
+
     private readonly ManualResetEventSlim _done = new(false);
     private Action<int>? _item;
     private Action<int, int>? _range;
@@ -152,7 +161,8 @@ internal sealed class ChunkRunner : IThreadPoolWorkItem
         _pending = items;
         _error = null;
         _done.Reset();
-        int workers = Math.Min(threads, items) - 1;
+        int workers = Math.Min(Math.Min(threads, items) - 1, Math.Max(0, MaxWaiting - Volatile.Read(ref s_waiting)));
+        Interlocked.Add(ref s_waiting, workers);
         Volatile.Write(ref _workersOut, workers);
         for (int w = 0; w < workers; w++) ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
         Work();
@@ -171,6 +181,7 @@ internal sealed class ChunkRunner : IThreadPoolWorkItem
 
     void IThreadPoolWorkItem.Execute()
     {
+        Interlocked.Decrement(ref s_waiting);
         try
         {
             Work();

@@ -255,7 +255,8 @@ public sealed class ExecutionPlan
                 var t = values[_graphOutputSlots[i]] ?? throw new InvalidInputException($"graph output '{name}' was not computed");
                 // An output that is a constant, an initializer or a caller's input (Identity, Reshape of one) is copied, so
                 // that writing to an output never changes the model or a later run. A buffer this run rented is none of those.
-                if (!pool.Disown(t.Buffer) && (_protectedBuffers.Contains(t.Buffer) || IsFed(inputs, t.Buffer))) t = t.Clone();
+                if (!pool.Disown(t.Buffer) && (_protectedBuffers.Contains(t.Buffer) || IsFed(inputs, t.Buffer)))
+                    t = into is null ? t.Clone() : ReusedCopy(i, t);
                 result[name] = t;
             }
             snapshot = wantValues ? (OnnxTensor?[])values.Clone() : null;
@@ -278,6 +279,25 @@ public sealed class ExecutionPlan
         RunCore(inputs, null, null, false, out _, _reusedResult ??= new Dictionary<string, OnnxTensor>(StringComparer.Ordinal));
 
     private Dictionary<string, OnnxTensor>? _reusedResult;
+
+    /// <summary>The copies <see cref="RunReusingResult"/> last made of outputs that are constants or inputs, per output.</summary>
+    private OnnxTensor?[]? _reusedCopies;
+
+    /// <summary>
+    /// A copy of output <paramref name="output"/>'s value <paramref name="t"/> for the reused result: the copy of the
+    /// previous call refilled when it has the same type and shape (it is valid only until this call, like the result),
+    /// else a new one. A training step's constant outputs (the zero gradients of running statistics) allocate nothing.
+    /// </summary>
+    private OnnxTensor ReusedCopy(int output, OnnxTensor t)
+    {
+        var copies = _reusedCopies ??= new OnnxTensor?[_graphOutputSlots.Length];
+        if (copies[output] is { } copy && copy.ElementType == t.ElementType && copy.Dims.AsSpan().SequenceEqual(t.Dims))
+        {
+            Array.Copy(t.Buffer, copy.Buffer, copy.StorageLength);
+            return copy;
+        }
+        return copies[output] = t.Clone();
+    }
 
     private void Feed(string name, OnnxTensor tensor, OnnxTensor?[] values, ref Dictionary<string, int>? symbols)
     {

@@ -43,4 +43,29 @@ public sealed class BufferPoolWrapperTests
         CollectionAssert.AreEqual(Array.Empty<int>(), RentAndFree(DataType.Int64, []).Shape.ToArray());
         pool.EndRun();
     }
+
+    /// <summary>Attention reshapes one buffer length as several shapes in turn ([B,T,C], [B,T,H,D], [B,H,T,D], [B·T,C]).</summary>
+    [TestMethod]
+    public void FourShapesTakingTurns_ReuseTheirWrappers()
+    {
+        var pool = new BufferPool();
+        OnnxTensor RentAndFree(int[] shape)
+        {
+            var t = pool.Rent(DataType.Float, shape, clear: false);
+            pool.EndNode();
+            return t;
+        }
+        int[][] shapes = [[2, 3, 4], [2, 3, 2, 2], [2, 2, 3, 2], [6, 4]];
+        pool.BeginRun();
+        var first = shapes.Select(RentAndFree).ToArray();
+        for (int i = 0; i < 3; i++)
+            for (int s = 0; s < shapes.Length; s++) Assert.AreSame(first[s], RentAndFree(shapes[s]));
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 10; i++)
+            foreach (var shape in shapes) RentAndFree(shape);
+        Assert.AreEqual(0L, GC.GetAllocatedBytesForCurrentThread() - before);
+        // The other order works as well, and each rent has the shape asked for.
+        for (int s = shapes.Length - 1; s >= 0; s--) CollectionAssert.AreEqual(shapes[s], RentAndFree(shapes[s]).Shape.ToArray());
+        pool.EndRun();
+    }
 }

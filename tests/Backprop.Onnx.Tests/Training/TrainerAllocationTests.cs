@@ -48,6 +48,39 @@ public sealed class TrainerAllocationTests
     }
 
     /// <summary>
+    /// The same budget on the benchmark models with convolutions and BatchNormalization (W3: a small ResNet) and with
+    /// attention (W4: MatMul, Softmax, LayerNormalization, Slice, broadcast Add), as <c>backprop-onnx bench</c> trains them.
+    /// </summary>
+    [TestMethod]
+    [DataRow("bench/w3_resnet", false)]
+    [DataRow("bench/w4_transformer", true)]
+    public void SteadyStateTrainStep_OnABenchmarkModel_AllocatesUnder1KB(string id, bool mse)
+    {
+        const int steps = 4;
+        var model = Backprop.Onnx.Import.ModelImporter.Load(Support.ReferenceModels.Get(id).ModelPath);
+        var input = model.Graph.RuntimeInputs.First();
+        int[] shape = [.. input.Shape!.Select(d => checked((int)d.Value!.Value))];
+        var random = new Random(0);
+        var x = OnnxTensor.FromArray(Enumerable.Range(0, shape.Aggregate(1, (a, b) => a * b)).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), shape);
+        int[] outShape = [.. ExecutionPlan.Compile(model, new ExecutionOptions { Threads = 1 }).Run(new Dictionary<string, OnnxTensor> { [input.Name] = x })[model.Graph.Outputs[0].Name].Dims];
+        var labels = mse ? OnnxTensor.Zeros(DataType.Float, outShape)
+            : OnnxTensor.FromArray(Enumerable.Range(0, outShape[0]).Select(_ => (long)random.Next(outShape[1])).ToArray(), outShape[0]);
+        var trainer = new Trainer(model, new TrainerOptions
+        {
+            Loss = new LossOptions { Kind = mse ? LossKind.MeanSquaredError : LossKind.CrossEntropy, LabelName = "labels" },
+            Threads = 1,
+            BatchSize = outShape[0],
+            Optimizer = new OptimizerOptions { Kind = OptimizerKind.Sgd, LearningRate = 1e-4 },
+        });
+        for (int i = 0; i < 3; i++) trainer.TrainStep(x, labels);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < steps; i++) trainer.TrainStep(x, labels);
+        long perStep = (GC.GetAllocatedBytesForCurrentThread() - before) / steps;
+        Console.WriteLine($"{id}: {perStep} B per step");
+        Assert.IsLessThan(BudgetBytes, perStep, $"a steady-state step of {id} allocates {perStep} B");
+    }
+
+    /// <summary>
     /// Bytes each op type allocates per run of the trainer's forward-and-backward graph (one thread), measured between
     /// consecutive nodes of a steady-state run.
     /// </summary>
