@@ -2,6 +2,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using Backprop.Onnx.Runtime;
 
 namespace Backprop.Onnx.Ops;
 
@@ -248,15 +249,5 @@ internal static partial class ConvOps
     }
 
     /// <summary>Whether every element of <paramref name="values"/> is finite: v − v is 0 for finite v, NaN for ±∞ and NaN.</summary>
-    internal static bool AllFiniteFloats(ReadOnlySpan<float> values)
-    {
-        var acc = Vector<float>.Zero;
-        int i = 0;
-        var vectors = MemoryMarshal.Cast<float, Vector<float>>(values);
-        foreach (var v in vectors) acc += v - v;
-        i = vectors.Length * Vector<float>.Count;
-        float tail = 0;
-        for (; i < values.Length; i++) tail += values[i] - values[i];
-        return acc == Vector<float>.Zero && tail == 0;
-    }
+    internal static bool AllFiniteFloats(ReadOnlySpan<float> values) => FiniteCheck.All(values);
 }

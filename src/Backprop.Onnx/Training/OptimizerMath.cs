@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.InteropServices;
 
 namespace Backprop.Onnx.Training;
 
@@ -38,7 +39,24 @@ internal static class OptimizerMath
     {
         T r = T.CreateChecked(learningRate), a = T.CreateChecked(alpha), norm = T.CreateChecked(normCoefficient);
         T b = T.CreateChecked(t > 0 ? beta : 1);
-        for (int i = 0; i < x.Length; i++)
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && Vector<T>.IsSupported)
+        {
+            // The scalar loop's operations in the same order, a vector at a time (the JIT contracts nothing into FMA),
+            // so every element gets the same bits. In-place updates (xNew = x, vNew = v) read each vector before writing it.
+            var vr = new Vector<T>(r); var va = new Vector<T>(a); var vb = new Vector<T>(b); var vnorm = new Vector<T>(norm);
+            ref T px = ref MemoryMarshal.GetReference(x), pg = ref MemoryMarshal.GetReference(grad), pv = ref MemoryMarshal.GetReference(v);
+            ref T pxn = ref MemoryMarshal.GetReference(xNew), pvn = ref MemoryMarshal.GetReference(vNew);
+            for (; i <= x.Length - Vector<T>.Count; i += Vector<T>.Count)
+            {
+                var xi = Vector.LoadUnsafe(ref px, (nuint)i);
+                var g = vnorm * xi + Vector.LoadUnsafe(ref pg, (nuint)i);
+                var vn = va * Vector.LoadUnsafe(ref pv, (nuint)i) + vb * g;
+                vn.StoreUnsafe(ref pvn, (nuint)i);
+                (nesterov ? xi - vr * (g + va * vn) : xi - vr * vn).StoreUnsafe(ref pxn, (nuint)i);
+            }
+        }
+        for (; i < x.Length; i++)
         {
             T g = norm * x[i] + grad[i];
             T vn = a * v[i] + b * g;
@@ -60,7 +78,27 @@ internal static class OptimizerMath
         T r = T.CreateChecked(rAdjusted), a = T.CreateChecked(alpha), b = T.CreateChecked(beta), eps = T.CreateChecked(epsilon);
         T norm = T.CreateChecked(normCoefficient), post = T.CreateChecked(1 - normCoefficientPost);
         T oneMinusA = T.One - a, oneMinusB = T.One - b;
-        for (int i = 0; i < x.Length; i++)
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && Vector<T>.IsSupported)
+        {
+            // As in Momentum: the scalar loop's operations in the same order, a vector at a time (same bits).
+            var vr = new Vector<T>(r); var va = new Vector<T>(a); var vb = new Vector<T>(b); var veps = new Vector<T>(eps);
+            var vnorm = new Vector<T>(norm); var vpost = new Vector<T>(post); var v1a = new Vector<T>(oneMinusA); var v1b = new Vector<T>(oneMinusB);
+            ref T px = ref MemoryMarshal.GetReference(x), pg = ref MemoryMarshal.GetReference(grad);
+            ref T pv = ref MemoryMarshal.GetReference(v), ph = ref MemoryMarshal.GetReference(h);
+            ref T pxn = ref MemoryMarshal.GetReference(xNew), pvn = ref MemoryMarshal.GetReference(vNew), phn = ref MemoryMarshal.GetReference(hNew);
+            for (; i <= x.Length - Vector<T>.Count; i += Vector<T>.Count)
+            {
+                var xi = Vector.LoadUnsafe(ref px, (nuint)i);
+                var g = vnorm * xi + Vector.LoadUnsafe(ref pg, (nuint)i);
+                var vn = va * Vector.LoadUnsafe(ref pv, (nuint)i) + v1a * g;
+                var hn = vb * Vector.LoadUnsafe(ref ph, (nuint)i) + v1b * g * g;
+                vn.StoreUnsafe(ref pvn, (nuint)i);
+                hn.StoreUnsafe(ref phn, (nuint)i);
+                (vpost * (xi - vr * vn / (Vector.SquareRoot(hn) + veps))).StoreUnsafe(ref pxn, (nuint)i);
+            }
+        }
+        for (; i < x.Length; i++)
         {
             T g = norm * x[i] + grad[i];
             T vn = a * v[i] + oneMinusA * g;

@@ -415,8 +415,8 @@ public sealed class Trainer
 
     private static bool AllFinite(OnnxTensor t)
     {
-        if (t.ElementType == DataType.Float) { foreach (float v in t.AsSpan<float>()) if (!float.IsFinite(v)) return false; return true; }
-        if (t.ElementType == DataType.Double) { foreach (double v in t.AsSpan<double>()) if (!double.IsFinite(v)) return false; return true; }
+        if (t.ElementType == DataType.Float) return FiniteCheck.All<float>(t.AsSpan<float>());
+        if (t.ElementType == DataType.Double) return FiniteCheck.All<double>(t.AsSpan<double>());
         return true;
     }
 
