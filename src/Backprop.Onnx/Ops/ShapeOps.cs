@@ -199,10 +199,12 @@ internal static partial class ShapeOps
                 // The output shape and the input's broadcast strides depend only on the shapes: kept while they repeat.
                 var p = plan;
                 if (p is null || !p.InDims.AsSpan().SequenceEqual(x.Dims) || !p.OutShape.AsSpan().SequenceEqual(outShape))
-                    plan = p = new ExpandPlan(x.Dims.ToArray(), outShape.ToArray(), Broadcast.Strides(x.Dims, outShape));
+                    plan = p = new ExpandPlan(x.Dims.ToArray(), outShape.ToArray(), Broadcast.Strides(x.Dims, outShape), ExpandFillBlock(x.Dims, outShape));
                 // Every element is written (no index tables), so the pooled buffer need not be cleared.
                 var result = ctx.AllocateUninitialized(x.ElementType, p.OutShape);
-                DataMovement.GatherStrided(x, result, p.OutShape, 0, p.Strides);
+                if (p.FillBlock > 0 && x.ElementType == DataType.Float) ExpandByFill(x.AsSpan<float>(), result.AsSpan<float>(), p.FillBlock);
+                else if (p.FillBlock > 0 && x.ElementType == DataType.Double) ExpandByFill(x.AsSpan<double>(), result.AsSpan<double>(), p.FillBlock);
+                else DataMovement.GatherStrided(x, result, p.OutShape, 0, p.Strides);
                 ctx.SetOutput(0, result);
             });
         }, minVersion: 8)
@@ -214,8 +216,33 @@ internal static partial class ShapeOps
         });
     }
 
-    /// <summary>Expand's shapes for one input shape: the output shape and the input's strides in it (0 where broadcast).</summary>
-    private sealed record ExpandPlan(int[] InDims, int[] OutShape, long[] Strides);
+    /// <summary>
+    /// Expand's shapes for one input shape: the output shape, the input's strides in it (0 where broadcast), and the
+    /// block each input element fills when only trailing axes are broadcast (0 otherwise; see <see cref="ExpandFillBlock"/>).
+    /// </summary>
+    private sealed record ExpandPlan(int[] InDims, int[] OutShape, long[] Strides, int FillBlock);
+
+    /// <summary>
+    /// When X has the output's rank, equals it on leading axes and is 1 on every axis after them (e.g. [N, C, 1, 1] →
+    /// [N, C, H, W], GlobalAveragePool's gradient), each input element fills one contiguous block of the output: its
+    /// length. 0 when the broadcast is of another form.
+    /// </summary>
+    private static int ExpandFillBlock(ReadOnlySpan<int> x, ReadOnlySpan<int> output)
+    {
+        if (x.Length != output.Length) return 0;
+        int k = x.Length;
+        while (k > 0 && x[k - 1] == 1) k--;
+        for (int d = 0; d < k; d++) if (x[d] != output[d]) return 0;
+        long block = 1;
+        for (int d = k; d < output.Length; d++) block *= output[d];
+        return block is > 1 and <= int.MaxValue ? (int)block : 0;
+    }
+
+    /// <summary>y[i·block .. (i+1)·block) = x[i] for every element i of x (the trailing-axes Expand).</summary>
+    private static void ExpandByFill<T>(ReadOnlySpan<T> x, Span<T> y, int block)
+    {
+        for (int i = 0; i < x.Length; i++) y.Slice(i * block, block).Fill(x[i]);
+    }
 
     /// <summary>The output shape of Reshape into <paramref name="dims"/>: 0 copies the input dimension unless allowzero, one -1 is inferred.</summary>
     internal static void ReshapeTarget(KernelContext ctx, int[] input, ReadOnlySpan<long> shape, bool allowZero, Span<int> dims)

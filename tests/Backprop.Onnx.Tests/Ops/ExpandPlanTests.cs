@@ -6,7 +6,7 @@ namespace Backprop.Onnx.Tests.Ops;
 
 /// <summary>
 /// Expand keeps the output shape and broadcast strides of its last input shape: one plan fed a sequence of input and
-/// target shapes (rank growth, 1s on either side, the identity case, int32 targets) must match a scalar loop over the
+/// target shapes (rank growth, 1s on either side, the identity case, int32 targets, trailing-axes fills) must match a scalar loop over the
 /// ONNX broadcasting rule in float32, float64 and int64, and reject incompatible shapes naming both.
 /// </summary>
 [TestClass]
@@ -16,6 +16,8 @@ public sealed class ExpandPlanTests
     [
         ([3, 1], [2, 1, 4]), ([3, 1], [2, 1, 4]), ([1, 4], [3, 1]), ([2, 3], [2, 3]), ([3, 1], [2, 1, 4]), ([1], [5]),
         ([2, 1, 3], [1, 4, 1]), ([], [2, 2]), ([3, 1], [3, 0]),
+        // Only trailing axes broadcast (float and double fill one block per input element): GlobalAveragePool's gradient.
+        ([2, 3, 1, 1], [2, 3, 4, 5]), ([2, 1], [2, 7]), ([1, 1], [3, 4]), ([3, 1, 1], [3, 1, 4]), ([2, 3, 1, 1], [1, 1, 4, 5]), ([2, 3, 1, 1], [2, 3, 4, 5]),
     ];
 
     [TestMethod]
