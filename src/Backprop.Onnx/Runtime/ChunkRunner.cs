@@ -4,30 +4,30 @@ namespace Backprop.Onnx.Runtime;
 
 /// <summary>
 /// An allocation-free replacement for <see cref="Parallel.For(int, int, ParallelOptions, Action{int})"/> in kernels: runs
-/// work items 0..n−1 on the calling thread plus up to threads − 1 thread-pool workers, each item exactly once. Jobs are
-/// pooled objects queued as <see cref="IThreadPoolWorkItem"/>, so a steady-state training step allocates nothing here
-/// (Parallel.For allocates about 1.5 KB per call). Which thread runs an item does not change what the item computes, so
-/// results are deterministic whenever the items are independent (as with Parallel.For).
+/// work items 0..n−1 on the calling thread plus up to threads − 1 of our own worker threads, each item exactly once.
+/// Jobs are pooled objects, so a steady-state training step allocates nothing here (Parallel.For allocates about 1.5 KB
+/// per call). Which thread runs an item does not change what the item computes, so results are deterministic whenever
+/// the items are independent (as with Parallel.For).
 /// </summary>
 /// <remarks>
-/// The caller claims items too, so a call finishes even when no worker ever starts (no deadlock under nested use or a
-/// starved pool). The first exception an item throws is rethrown on the caller as itself (not wrapped in an
-/// <see cref="AggregateException"/>) once every claimed item finished.
+/// <para>
+/// The workers are background threads (one fewer than the machine has cores) that spin for a short while after a job
+/// before they sleep, as OpenMP's waiting threads do (libgomp's GOMP_SPINCOUNT): a kernel's loop lasts 0.05-1 ms, and
+/// waking a sleeping thread-pool worker took long enough on a VM that whole benchmark phases ran at one-thread speed,
+/// while work items queued on the thread pool made its queue allocate.
+/// </para>
+/// <para>
+/// The caller claims items too, so a call finishes even when no worker is free (no deadlock under nested use or
+/// concurrent callers: a job is offered only to idle workers, and the caller does what they do not take). The first
+/// exception an item throws is rethrown on the caller as itself (not wrapped in an <see cref="AggregateException"/>)
+/// once every claimed item finished.
+/// </para>
 /// </remarks>
-internal sealed class ChunkRunner : IThreadPoolWorkItem
+internal sealed class ChunkRunner
 {
     private static readonly Lock PoolGate = new();
     private static readonly List<ChunkRunner> Idle = [];
     private const int MaxIdle = 32;
-
-    /// <summary>Workers queued on the thread pool that have not started yet (all jobs together).</summary>
-    private static int s_waiting;
-
-    /// <summary>
-    /// At most this many workers wait in the pool's queue: more waiting means the pool is busy, and a call queues no
-    /// more (the caller claims every item itself), so that neither jobs kept busy by late workers nor the queue grow.
-    /// </summary>
-    private static readonly int MaxWaiting = Math.Max(2, Environment.ProcessorCount);
 
     private readonly ManualResetEventSlim _done = new(false);
     private Action<int>? _item;
@@ -161,10 +161,14 @@ internal sealed class ChunkRunner : IThreadPoolWorkItem
         _pending = items;
         _error = null;
         _done.Reset();
-        int workers = Math.Min(Math.Min(threads, items) - 1, Math.Max(0, MaxWaiting - Volatile.Read(ref s_waiting)));
-        Interlocked.Add(ref s_waiting, workers);
-        Volatile.Write(ref _workersOut, workers);
-        for (int w = 0; w < workers; w++) ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        // Offer the job to idle workers; _workersOut counts those that took it (each leaves by decrementing it).
+        Volatile.Write(ref _workersOut, 1);
+        int wanted = Math.Min(threads, items) - 1;
+        for (int w = 0; w < Workers.Length && wanted > 0; w++)
+        {
+            if (Workers[w].TryOffer(this)) wanted--;
+        }
+        Interlocked.Decrement(ref _workersOut);
         Work();
         if (Volatile.Read(ref _pending) != 0) _done.Wait();
         var error = _error;
@@ -179,9 +183,9 @@ internal sealed class ChunkRunner : IThreadPoolWorkItem
         error?.Throw();
     }
 
-    void IThreadPoolWorkItem.Execute()
+    /// <summary>Runs the job's remaining items on a worker and leaves it.</summary>
+    private void RunOnWorker()
     {
-        Interlocked.Decrement(ref s_waiting);
         try
         {
             Work();
@@ -189,6 +193,79 @@ internal sealed class ChunkRunner : IThreadPoolWorkItem
         finally
         {
             Interlocked.Decrement(ref _workersOut);
+        }
+    }
+
+    /// <summary>The worker threads, started on first use: one fewer than the processors (at least one).</summary>
+    private static readonly Worker[] Workers = Enumerable.Range(0, Math.Max(1, Environment.ProcessorCount - 1)).Select(i => new Worker(i)).ToArray();
+
+    /// <summary>
+    /// A background thread with a one-job slot: it spins on the slot for about <see cref="SpinTicks"/> after its last
+    /// job, then sleeps on an event until a job is offered.
+    /// </summary>
+    private sealed class Worker
+    {
+        /// <summary>How long an idle worker keeps spinning before it sleeps: 2 ms.</summary>
+        private static readonly long SpinTicks = System.Diagnostics.Stopwatch.Frequency / 500;
+
+        private readonly ManualResetEventSlim _wake = new(false, spinCount: 0);
+        private readonly int _index;
+        private ChunkRunner? _slot;
+        private int _busy;     // 1 from an accepted offer until the job is done
+        private int _sleeping; // 1 while the thread is (about to be) waiting on _wake
+        private Thread? _thread;
+        private readonly Lock _start = new();
+
+        public Worker(int index) => _index = index;
+
+        /// <summary>Hands <paramref name="job"/> to this worker if it is idle; false when it is busy with another job.</summary>
+        public bool TryOffer(ChunkRunner job)
+        {
+            if (Interlocked.CompareExchange(ref _busy, 1, 0) != 0) return false;
+            EnsureStarted();
+            Interlocked.Increment(ref job._workersOut);
+            Volatile.Write(ref _slot, job);
+            // Dekker pairing with Loop: the slot is written before _sleeping is read, the worker writes _sleeping
+            // before it reads the slot (both full fences), so one of the two sees the other.
+            Interlocked.MemoryBarrier();
+            if (Volatile.Read(ref _sleeping) == 1) _wake.Set();
+            return true;
+        }
+
+        private void EnsureStarted()
+        {
+            if (Volatile.Read(ref _thread) is not null) return;
+            lock (_start)
+            {
+                if (_thread is not null) return;
+                var thread = new Thread(Loop) { IsBackground = true, Name = $"Backprop.Onnx worker {_index}" };
+                thread.Start();
+                Volatile.Write(ref _thread, thread);
+            }
+        }
+
+        private void Loop()
+        {
+            while (true)
+            {
+                var job = Volatile.Read(ref _slot);
+                if (job is null)
+                {
+                    long until = System.Diagnostics.Stopwatch.GetTimestamp() + SpinTicks;
+                    while ((job = Volatile.Read(ref _slot)) is null && System.Diagnostics.Stopwatch.GetTimestamp() < until) Thread.SpinWait(32);
+                }
+                if (job is null)
+                {
+                    _wake.Reset();
+                    Interlocked.Exchange(ref _sleeping, 1);
+                    if (Volatile.Read(ref _slot) is null) _wake.Wait();
+                    Interlocked.Exchange(ref _sleeping, 0);
+                    continue;
+                }
+                Volatile.Write(ref _slot, null);
+                job.RunOnWorker();
+                Volatile.Write(ref _busy, 0);
+            }
         }
     }
 
