@@ -100,7 +100,7 @@ internal static partial class ConvOps
     private static OnnxTensor Conv(KernelContext ctx, ConvShape shape, OnnxTensor x, OnnxTensor w, OnnxTensor? b)
     {
         if (b is not null && (b.Rank != 1 || b.Dims[0] != shape.M)) throw ctx.Invalid($"bias of shape [{string.Join(',', b.Dims)}], expected [{shape.M}]");
-        var y = ctx.Allocate(x.ElementType, [shape.N, shape.M, .. shape.Output]);
+        var y = ctx.AllocateUninitialized(x.ElementType, [shape.N, shape.M, .. shape.Output]); // every path writes every element
         if (x.ElementType == DataType.Float) ConvForward((float[])x.Buffer, (float[])w.Buffer, (float[]?)b?.Buffer, (float[])y.Buffer, shape, ctx.Options.Threads);
         else ConvForward((double[])x.Buffer, (double[])w.Buffer, (double[]?)b?.Buffer, (double[])y.Buffer, shape, ctx.Options.Threads);
         return y;

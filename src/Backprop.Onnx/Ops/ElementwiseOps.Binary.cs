@@ -57,7 +57,7 @@ internal sealed class BinaryKernel<TOp>(LegacyBroadcast? legacy = null) : Kernel
         var a = ctx.RequiredInput(0);
         var b = ctx.RequiredInput(1);
         var loop = legacy is null ? BroadcastLoop.Of(ctx, a.Dims, b.Dims) : legacy.Plan(ctx, a.Dims, b.Dims);
-        var y = ctx.Allocate(a.ElementType, loop.OutShape);
+        var y = ctx.AllocateUninitialized(a.ElementType, loop.OutShape); // every element is written
         BinaryDriver.Run<TOp>(ctx, loop, a, b, y);
         ctx.SetOutput(0, y);
     }

@@ -28,7 +28,7 @@ internal sealed class UnaryKernel(UnaryMap map) : Kernel
     public override void Run(KernelContext ctx)
     {
         var x = ctx.RequiredInput(0);
-        var y = ctx.Allocate(x.ElementType, x.Dims);
+        var y = ctx.AllocateUninitialized(x.ElementType, x.Dims); // every element is written
         Apply(ctx, map, x, y);
         ctx.SetOutput(0, y);
     }
