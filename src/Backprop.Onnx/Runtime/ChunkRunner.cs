@@ -161,14 +161,13 @@ internal sealed class ChunkRunner
         _pending = items;
         _error = null;
         _done.Reset();
-        // Offer the job to idle workers; _workersOut counts those that took it (each leaves by decrementing it).
-        Volatile.Write(ref _workersOut, 1);
+        // Offer the job to idle workers; _workersOut counts those that took it (each leaves by decrementing it, and
+        // Rent reuses a job only when none is left in it).
         int wanted = Math.Min(threads, items) - 1;
         for (int w = 0; w < Workers.Length && wanted > 0; w++)
         {
             if (Workers[w].TryOffer(this)) wanted--;
         }
-        Interlocked.Decrement(ref _workersOut);
         Work();
         if (Volatile.Read(ref _pending) != 0) _done.Wait();
         var error = _error;

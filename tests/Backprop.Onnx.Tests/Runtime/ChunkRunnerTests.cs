@@ -77,6 +77,29 @@ public sealed class ChunkRunnerTests
         Assert.IsTrue(data.All(v => v == 1));
     }
 
+    /// <summary>
+    /// With two threads the two items run at the same time on two threads: item 0 waits for item 1 to start, which
+    /// only a worker can run while the caller is inside item 0 (a worker that never took the job fails the test).
+    /// </summary>
+    [TestMethod]
+    public void TwoThreads_RunTwoItemsConcurrently_OnAWorker()
+    {
+        for (int round = 0; round < 20; round++)
+        {
+            using var started = new ManualResetEventSlim(false);
+            var threadIds = new int[2];
+            bool overlapped = false;
+            ChunkRunner.For(2, 2, i =>
+            {
+                threadIds[i] = Environment.CurrentManagedThreadId;
+                if (i == 1) started.Set();
+                else overlapped = started.Wait(TimeSpan.FromSeconds(10));
+            });
+            Assert.IsTrue(overlapped, $"round {round}: item 1 did not start while item 0 ran");
+            Assert.AreNotEqual(threadIds[0], threadIds[1], $"round {round}");
+        }
+    }
+
     private static void Fill(double[] data, int threads) =>
         ChunkRunner.ForRanges(data.Length, 4, 0, threads, data, static (d, s, e) => d.AsSpan(s, e - s).Fill(1));
 }
