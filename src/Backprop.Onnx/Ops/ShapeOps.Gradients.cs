@@ -25,15 +25,7 @@ internal static partial class ShapeOps
                 Span<long> s1 = stackalloc long[OpArgs.StackRank], s2 = stackalloc long[OpArgs.StackRank], s3 = stackalloc long[OpArgs.StackRank];
                 Span<long> s4 = stackalloc long[OpArgs.StackRank], s5 = stackalloc long[OpArgs.StackRank];
                 var shape = OpArgs.Int64s(ctx, ctx.RequiredInput(1), "shape", s1);
-                var starts = OpArgs.Int64s(ctx, ctx.RequiredInput(2), "starts", s2);
-                var ends = OpArgs.Int64s(ctx, ctx.RequiredInput(3), "ends", s3);
-                var axesInput = ctx.Input(4);
-                var stepsInput = ctx.Input(5);
-                var axes = axesInput is null ? default : OpArgs.Int64s(ctx, axesInput, "axes", s4);
-                var steps = stepsInput is null ? default : OpArgs.Int64s(ctx, stepsInput, "steps", s5);
-                var p = plan;
-                if (p is null || !p.Matches(shape, starts, ends, axesInput is not null, axes, stepsInput is not null, steps))
-                    plan = p = SliceGradPlan.Create(ctx, shape.ToArray(), starts.ToArray(), ends.ToArray(), axesInput is null ? null : axes.ToArray(), stepsInput is null ? null : steps.ToArray());
+                var p = plan = SliceGradPlan.For(ctx, plan, shape, 2, s2, s3, s4, s5);
                 RequireShape(ctx, dy, p.Counts);
                 var result = ctx.Allocate(dy.ElementType, p.Dims);
                 StridedScatter.Run(dy, result, p.Counts, p.Offset, p.Strides);
@@ -103,6 +95,25 @@ internal static partial class ShapeOps
         public int[] Counts { get; private init; } = [];
         public long Offset { get; private init; }
         public long[] Strides { get; private init; } = [];
+
+        /// <summary>
+        /// The window that Slice's arguments (starts, ends, axes?, steps? at inputs <paramref name="first"/> to
+        /// first + 3) select in <paramref name="shape"/>: <paramref name="cached"/> while they repeat, else a new plan.
+        /// The arguments are read into the caller's stack scratch (each <see cref="OpArgs.StackRank"/> long), so a
+        /// steady-state call allocates nothing. Shared by Slice (shape of X) and SliceGrad (its shape input).
+        /// </summary>
+        public static SliceGradPlan For(KernelContext ctx, SliceGradPlan? cached, ReadOnlySpan<long> shape, int first,
+            Span<long> startsScratch, Span<long> endsScratch, Span<long> axesScratch, Span<long> stepsScratch)
+        {
+            var starts = OpArgs.Int64s(ctx, ctx.RequiredInput(first), "starts", startsScratch);
+            var ends = OpArgs.Int64s(ctx, ctx.RequiredInput(first + 1), "ends", endsScratch);
+            var axesInput = ctx.Input(first + 2);
+            var stepsInput = ctx.Input(first + 3);
+            var axes = axesInput is null ? default : OpArgs.Int64s(ctx, axesInput, "axes", axesScratch);
+            var steps = stepsInput is null ? default : OpArgs.Int64s(ctx, stepsInput, "steps", stepsScratch);
+            if (cached is not null && cached.Matches(shape, starts, ends, axesInput is not null, axes, stepsInput is not null, steps)) return cached;
+            return Create(ctx, shape.ToArray(), starts.ToArray(), ends.ToArray(), axesInput is null ? null : axes.ToArray(), stepsInput is null ? null : steps.ToArray());
+        }
 
         public static SliceGradPlan Create(KernelContext ctx, long[] shape, long[] starts, long[] ends, long[]? axes, long[]? steps)
         {

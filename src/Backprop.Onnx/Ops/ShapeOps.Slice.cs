@@ -40,15 +40,7 @@ internal static partial class ShapeOps
                 Span<long> s3 = stackalloc long[OpArgs.StackRank], s4 = stackalloc long[OpArgs.StackRank];
                 var shape = s0[..x.Rank];
                 for (int d = 0; d < x.Rank; d++) shape[d] = x.Dims[d];
-                var startsSpan = OpArgs.Int64s(ctx, ctx.RequiredInput(1), "starts", s1);
-                var endsSpan = OpArgs.Int64s(ctx, ctx.RequiredInput(2), "ends", s2);
-                var axesInput = ctx.Input(3);
-                var stepsInput = ctx.Input(4);
-                var axesSpan = axesInput is null ? default : OpArgs.Int64s(ctx, axesInput, "axes", s3);
-                var stepsSpan = stepsInput is null ? default : OpArgs.Int64s(ctx, stepsInput, "steps", s4);
-                var p = plan;
-                if (p is null || !p.Matches(shape, startsSpan, endsSpan, axesInput is not null, axesSpan, stepsInput is not null, stepsSpan))
-                    plan = p = SliceGradPlan.Create(ctx, shape.ToArray(), startsSpan.ToArray(), endsSpan.ToArray(), axesInput is null ? null : axesSpan.ToArray(), stepsInput is null ? null : stepsSpan.ToArray());
+                var p = plan = SliceGradPlan.For(ctx, plan, shape, 1, s1, s2, s3, s4);
                 var result = ctx.Allocate(x.ElementType, p.Counts);
                 if (result.ElementCount > 0) DataMovement.GatherStrided(x, result, p.Counts, p.Offset, p.Strides);
                 ctx.SetOutput(0, result);
