@@ -148,12 +148,4 @@ internal static partial class ConvOps
             ArrayPool<T>.Shared.Return(dyw);
         }
     }
-
-    /// <summary>Whether every element of <paramref name="values"/> is finite.</summary>
-    private static bool AllFinite<T>(ReadOnlySpan<T> values) where T : IFloatingPointIeee754<T>
-    {
-        foreach (var v in values)
-            if (!T.IsFinite(v)) return false;
-        return true;
-    }
 }

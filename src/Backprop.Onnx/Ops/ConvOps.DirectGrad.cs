@@ -248,6 +248,4 @@ internal static partial class ConvOps
         }
     }
 
-    /// <summary>Whether every element of <paramref name="values"/> is finite: v − v is 0 for finite v, NaN for ±∞ and NaN.</summary>
-    internal static bool AllFiniteFloats(ReadOnlySpan<float> values) => FiniteCheck.All(values);
 }

@@ -97,7 +97,7 @@ internal static partial class ConvOps
 
         // The direct and batched dX paths correlate a zero-padded dY with W, so a non-finite weight times padding would
         // put NaN where no window reads; a non-finite W takes the exact col2im path.
-        bool finiteW = dx is null || (typeof(T) == typeof(float) ? AllFiniteFloats(((float[])(object)w).AsSpan(0, s.M * rows)) : AllFinite<T>(w.AsSpan(0, s.M * rows)));
+        bool finiteW = dx is null || FiniteCheck.All<T>(w.AsSpan(0, s.M * rows));
         if (dx is not null && finiteW && direct && typeof(T) == typeof(float) && UseDirectInputGrad(s))
             InputGradDirect((float[])(object)dy, (float[])(object)w, (float[])(object)dx, s, threads);
         else if (dx is not null && finiteW && UseBatchedInputGrad(s, rows)) ConvInputGradBatched(dy, w, dx, s, threads);
@@ -105,7 +105,7 @@ internal static partial class ConvOps
 
         if (dw is not null)
         {
-            if (direct && typeof(T) == typeof(float) && UseDirectWeightGrad(s) && AllFiniteFloats(((float[])(object)x).AsSpan(0, s.N * s.C * Product(s.Input))))
+            if (direct && typeof(T) == typeof(float) && UseDirectWeightGrad(s) && FiniteCheck.All<T>(x.AsSpan(0, s.N * s.C * Product(s.Input))))
                 WeightGradDirect((float[])(object)dy, (float[])(object)x, (float[])(object)dw, s, threads);
             else WeightGradGeneral(dy, x, dw, s, threads);
         }
@@ -172,7 +172,7 @@ internal static partial class ConvOps
     private static void WeightGradGeneral<T>(T[] dy, T[] x, T[] dw, ConvShape s, int threads) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int mg = s.M / s.Group, rows = s.C / s.Group * Product(s.Kernel), size = mg * rows;
-        bool wide = UseBatchedInputGrad(s, rows) && AllFinite<T>(x);
+        bool wide = UseBatchedInputGrad(s, rows) && FiniteCheck.All<T>(x);
         if (threads > 1 && s.Group >= threads)
         {
             ItemJob<GeneralWeightItem<T>>.For(s.Group, threads, new GeneralWeightItem<T>(dy, x, dw, dw, s, wide, -1, 1));

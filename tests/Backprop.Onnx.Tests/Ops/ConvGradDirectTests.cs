@@ -1,4 +1,5 @@
 using Backprop.Onnx.Ops;
+using Backprop.Onnx.Runtime;
 
 namespace Backprop.Onnx.Tests.Ops;
 
@@ -134,12 +135,12 @@ public sealed class ConvGradDirectTests
     public void AllFiniteFloatsFindsEveryNonFiniteLane()
     {
         var values = new float[67];
-        Assert.IsTrue(ConvOps.AllFiniteFloats(values));
+        Assert.IsTrue(FiniteCheck.All<float>(values));
         foreach (float bad in new[] { float.NaN, float.PositiveInfinity, float.NegativeInfinity })
             for (int i = 0; i < values.Length; i++)
             {
                 values[i] = bad;
-                Assert.IsFalse(ConvOps.AllFiniteFloats(values), $"{bad} at {i}");
+                Assert.IsFalse(FiniteCheck.All<float>(values), $"{bad} at {i}");
                 values[i] = 0;
             }
     }
