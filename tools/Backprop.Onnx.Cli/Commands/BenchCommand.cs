@@ -62,6 +62,8 @@ internal static class BenchCommand
         void Backward() => backward.Recycle(backward.RunReusingResult(feeds));
         // Warm every phase up before timing any, so no phase is timed while the JIT still runs unoptimized code.
         for (int i = 0; i < warmup; i++) { Forward(); Backward(); trainer.TrainStep(x, labels); }
+        // BACKPROP_ONNX_PROFILE's table then counts only timed runs, not the JIT compilation of the warm-up.
+        if (PlanProfiler.Enabled) PlanProfiler.Reset();
         double forwardMs = Median(0, steps, Forward);
         double backwardMs = Median(0, steps, Backward);
         double stepMs = Median(0, steps, () => trainer.TrainStep(x, labels));
