@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics;
 using Backprop.Onnx.IR;
 using Backprop.Onnx.Runtime;
@@ -112,7 +113,7 @@ internal static partial class MatMulOps
     /// too small to parallelize by itself; a broadcast operand's gradient accumulates in batch order (β = 1, from the
     /// zeros the caller provides). A pooled job per thread holds the arguments, so a call allocates nothing.
     /// </summary>
-    internal sealed class BatchedGemm<T> where T : unmanaged, IFloatingPointIeee754<T>
+    internal sealed unsafe class BatchedGemm<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         public enum Target { Y, A, B }
 
@@ -139,15 +140,63 @@ internal static partial class MatMulOps
             (job._s, job._target, job._a, job._b, job._dy, job._c) = (s, target, a, b, dy, c);
             job._beta = distinct ? T.Zero : T.One;
             job._gemmThreads = parallel ? 1 : threads;
+            var (m, n, k) = job.Dims;
             try
             {
-                if (parallel) ChunkRunner.For(s.Batches, threads, job._one);
+                if (Gemm.SmallFits<T>(m, n, k) && !ForceBlocked)
+                {
+                    // Small products: a few contiguous runs of batches per thread (claimed dynamically, so a core
+                    // that another process holds takes fewer), each through the unpacked small-GEMM path.
+                    int chunks = parallel ? Math.Min(s.Batches, 4 * threads) : 1;
+                    ChunkRunner.ForRanges(s.Batches, chunks, 0, parallel ? threads : 1, job, static (j, start, end) => j.RunSmall(start, end));
+                }
+                else if (parallel) ChunkRunner.For(s.Batches, threads, job._one);
                 else for (int p = 0; p < s.Batches; p++) job.One(p);
             }
             finally
             {
                 job._a = job._b = job._dy = job._c = null;
                 t_idle = job;
+            }
+        }
+
+        /// <summary>Tests only: run every batch through the packed <see cref="Gemm.Multiply{T}"/> (the reference for the small path).</summary>
+        internal static bool ForceBlocked { get; set; }
+
+        /// <summary>The m × n × k of one batch's GEMM for the current target.</summary>
+        private (int M, int N, int K) Dims => _target switch
+        {
+            Target.Y => (_s.M, _s.N, _s.K),
+            Target.A => (_s.M, _s.K, _s.N),
+            _ => (_s.K, _s.N, _s.M),
+        };
+
+        /// <summary>Batches [start, end) through <see cref="Gemm.MultiplySmall{T}"/>, with one scratch buffer for the run.</summary>
+        private void RunSmall(int start, int end)
+        {
+            int m = _s.M, n = _s.N, k = _s.K;
+            int mk = m * k, kn = k * n, mn = m * n;
+            var (gn, gk) = _target switch { Target.Y => (n, k), Target.A => (k, n), _ => (n, m) };
+            T[] scratch = ArrayPool<T>.Shared.Rent(Gemm.SmallScratch<T>(gn, gk));
+            try
+            {
+                fixed (T* pa = _a, pb = _b, pdy = _dy, pc = _c, ps = scratch)
+                {
+                    for (int p = start; p < end; p++)
+                    {
+                        var (ia, ib) = _s.Operands(p);
+                        switch (_target)
+                        {
+                            case Target.Y: Gemm.MultiplySmall(false, false, m, n, k, pa + (long)ia * mk, k, pb + (long)ib * kn, n, _beta, pc + (long)p * mn, n, ps); break;
+                            case Target.A: Gemm.MultiplySmall(false, true, m, k, n, pdy + (long)p * mn, n, pb + (long)ib * kn, n, _beta, pc + (long)ia * mk, k, ps); break;
+                            default: Gemm.MultiplySmall(true, false, k, n, m, pa + (long)ia * mk, k, pdy + (long)p * mn, n, _beta, pc + (long)ib * kn, n, ps); break;
+                        }
+                    }
+                }
+            }
+            finally
+            {
+                ArrayPool<T>.Shared.Return(scratch);
             }
         }
 

@@ -7,7 +7,8 @@ namespace Backprop.Onnx.Runtime;
 /// <summary>
 /// The register-blocked micro-kernels: each computes one MR×NR tile of C from an MR-high panel of packed A and an
 /// NR-wide panel of B (kc steps of a rank-1 update held in registers; the Vector512 kernels take the panel's row stride,
-/// NR when packed, the leading dimension when they read a plain B in place), then writes the tile
+/// NR when packed, the leading dimension when they read a plain B in place) and the A panel's step per k (MR when
+/// packed, the leading dimension when the small-GEMM path reads a transposed A in place), then writes the tile
 /// to C as the <see cref="Update"/> says. (The 12-row and 6-row kernels are written out so the JIT keeps every
 /// accumulator in a register: 24 of the 32 zmm registers, 12 of the 16 ymm registers.)
 /// </summary>
@@ -15,7 +16,7 @@ internal static unsafe partial class Gemm
 {
     /// <summary>12 × (2 · Vector512&lt;T&gt;.Count) micro-kernel: 24 accumulators, two B loads and one A broadcast per row step.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel512<T>(int kc, T* a, T* b, long ldb, T* c, int ldc, Update update, T beta) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void Kernel512<T>(int kc, T* a, long aStep, T* b, long ldb, T* c, int ldc, Update update, T beta) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int w = Vector512<T>.Count;
         Vector512<T> c00 = Vector512<T>.Zero, c01 = Vector512<T>.Zero, c10 = Vector512<T>.Zero, c11 = Vector512<T>.Zero, c20 = Vector512<T>.Zero, c21 = Vector512<T>.Zero;
@@ -38,7 +39,7 @@ internal static unsafe partial class Gemm
             var a9 = Vector512.Create(a[9]); c90 = Fma(a9, b0, c90); c91 = Fma(a9, b1, c91);
             var a10 = Vector512.Create(a[10]); c100 = Fma(a10, b0, c100); c101 = Fma(a10, b1, c101);
             var a11 = Vector512.Create(a[11]); c110 = Fma(a11, b0, c110); c111 = Fma(a11, b1, c111);
-            a += 12;
+            a += aStep;
             b += ldb;
         }
         var vb = Vector512.Create(beta);
@@ -62,7 +63,7 @@ internal static unsafe partial class Gemm
     /// panel, so the padding rows are not computed. Every element is summed in the same order as by the 12-row kernel.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel512Rows8<T>(int kc, T* a, T* b, long ldb, T* c, int ldc, Update update, T beta) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void Kernel512Rows8<T>(int kc, T* a, long aStep, T* b, long ldb, T* c, int ldc, Update update, T beta) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int w = Vector512<T>.Count;
         Vector512<T> c00 = Vector512<T>.Zero, c01 = Vector512<T>.Zero, c10 = Vector512<T>.Zero, c11 = Vector512<T>.Zero, c20 = Vector512<T>.Zero, c21 = Vector512<T>.Zero;
@@ -80,7 +81,7 @@ internal static unsafe partial class Gemm
             var a5 = Vector512.Create(a[5]); c50 = Fma(a5, b0, c50); c51 = Fma(a5, b1, c51);
             var a6 = Vector512.Create(a[6]); c60 = Fma(a6, b0, c60); c61 = Fma(a6, b1, c61);
             var a7 = Vector512.Create(a[7]); c70 = Fma(a7, b0, c70); c71 = Fma(a7, b1, c71);
-            a += 12;
+            a += aStep;
             b += ldb;
         }
         var vb = Vector512.Create(beta);
@@ -96,7 +97,7 @@ internal static unsafe partial class Gemm
 
     /// <summary>4 × (2 · Vector512&lt;T&gt;.Count) rows of the 12-row packed A panel (see <see cref="Kernel512Rows8{T}"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel512Rows4<T>(int kc, T* a, T* b, long ldb, T* c, int ldc, Update update, T beta) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void Kernel512Rows4<T>(int kc, T* a, long aStep, T* b, long ldb, T* c, int ldc, Update update, T beta) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int w = Vector512<T>.Count;
         Vector512<T> c00 = Vector512<T>.Zero, c01 = Vector512<T>.Zero, c10 = Vector512<T>.Zero, c11 = Vector512<T>.Zero;
@@ -109,7 +110,7 @@ internal static unsafe partial class Gemm
             var a1 = Vector512.Create(a[1]); c10 = Fma(a1, b0, c10); c11 = Fma(a1, b1, c11);
             var a2 = Vector512.Create(a[2]); c20 = Fma(a2, b0, c20); c21 = Fma(a2, b1, c21);
             var a3 = Vector512.Create(a[3]); c30 = Fma(a3, b0, c30); c31 = Fma(a3, b1, c31);
-            a += 12;
+            a += aStep;
             b += ldb;
         }
         var vb = Vector512.Create(beta);

@@ -161,7 +161,7 @@ internal static unsafe partial class Gemm
     {
         switch (path)
         {
-            case GemmPath.Vector512: Kernel512(kc, a, b, ldb, c, ldc, update, beta); break;
+            case GemmPath.Vector512: Kernel512(kc, a, 12, b, ldb, c, ldc, update, beta); break;
             case GemmPath.Vector256: Kernel256(kc, a, b, c, ldc, update, beta); break;
             default: KernelScalar(kc, a, b, c, ldc, update, beta); break;
         }
@@ -170,8 +170,8 @@ internal static unsafe partial class Gemm
     private static void ShortKernel<T>(int rows, int kc, T* a, T* b, long ldb, T* c, int ldc, Update update, T beta)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (rows == 4) Kernel512Rows4(kc, a, b, ldb, c, ldc, update, beta);
-        else Kernel512Rows8(kc, a, b, ldb, c, ldc, update, beta);
+        if (rows == 4) Kernel512Rows4(kc, a, 12, b, ldb, c, ldc, update, beta);
+        else Kernel512Rows8(kc, a, 12, b, ldb, c, ldc, update, beta);
     }
 
     /// <summary>
