@@ -81,23 +81,82 @@ internal static partial class MatMulOps
     /// one GEMM each with a long dimension. Otherwise one GEMM per batch (in parallel when each writes its own matrix),
     /// accumulating with β = 1 into a gradient whose operand was broadcast, in batch order.
     /// </summary>
+    /// <remarks>
+    /// With both gradients wanted and two or more threads, dA and dB run at the same time, each on half the threads
+    /// (both are m·n·k multiply-adds per batch): one fork and join instead of two, and with two threads neither GEMM is
+    /// cut into regions that each pack the whole of the other operand. Each GEMM's result does not depend on its
+    /// thread count, so this changes no bits.
+    /// </remarks>
     internal static void MatMulBackward<T>(T[] dy, T[] a, T[] b, T[]? da, T[]? db, MatMulShape s, int threads) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int m = s.M, n = s.N, k = s.K, batches = s.Batches;
-        if (batches == 0) return;
-        if (da is not null)
+        if (s.Batches == 0) return;
+        if (da is not null && db is not null && threads > 1 && !SerialGradients)
         {
-            if (s.BCount == 1 && s.ACount == batches)
-                Gemm.Multiply(false, true, batches * m, k, n, T.One, dy.AsSpan(0, batches * m * n), n, b.AsSpan(0, k * n), n, T.Zero, da.AsSpan(0, batches * m * k), k, threads);
-            else
-                BatchedGemm<T>.Run(s, BatchedGemm<T>.Target.A, dy, a: null, b, da, threads);
+            GradientPair<T>.Run(dy, a, b, da, db, s, threads);
+            return;
         }
-        if (db is not null)
+        if (da is not null) GradA(dy, b, da, s, threads);
+        if (db is not null) GradB(dy, a, db, s, threads);
+    }
+
+    /// <summary>Tests only: compute dA, then dB, each on all threads (the path before they ran side by side).</summary>
+    internal static bool SerialGradients { get; set; }
+
+    private static void GradA<T>(T[] dy, T[] b, T[] da, MatMulShape s, int threads) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int m = s.M, n = s.N, k = s.K, batches = s.Batches;
+        if (s.BCount == 1 && s.ACount == batches)
+            Gemm.Multiply(false, true, batches * m, k, n, T.One, dy.AsSpan(0, batches * m * n), n, b.AsSpan(0, k * n), n, T.Zero, da.AsSpan(0, batches * m * k), k, threads);
+        else
+            BatchedGemm<T>.Run(s, BatchedGemm<T>.Target.A, dy, a: null, b, da, threads);
+    }
+
+    private static void GradB<T>(T[] dy, T[] a, T[] db, MatMulShape s, int threads) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int m = s.M, n = s.N, k = s.K, batches = s.Batches;
+        if (s.BCount == 1 && s.ACount == batches)
+            Gemm.Multiply(true, false, k, n, batches * m, T.One, a.AsSpan(0, batches * m * k), k, dy.AsSpan(0, batches * m * n), n, T.Zero, db.AsSpan(0, k * n), n, threads);
+        else
+            BatchedGemm<T>.Run(s, BatchedGemm<T>.Target.B, dy, a, b: null, db, threads);
+    }
+
+    /// <summary>
+    /// dA and dB as two work items of one <see cref="ChunkRunner"/> call. A pooled instance per thread holds the
+    /// arguments (its delegate made once), so a call allocates nothing; a nested call while it is in use makes a fresh one.
+    /// </summary>
+    private sealed class GradientPair<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        [ThreadStatic] private static GradientPair<T>? t_idle;
+
+        private readonly Action<int> _body;
+        private T[]? _dy, _a, _b, _da, _db;
+        private MatMulShape _s;
+        private int _threadsA, _threadsB;
+
+        private GradientPair() => _body = Body;
+
+        public static void Run(T[] dy, T[] a, T[] b, T[] da, T[] db, MatMulShape s, int threads)
         {
-            if (s.BCount == 1 && s.ACount == batches)
-                Gemm.Multiply(true, false, k, n, batches * m, T.One, a.AsSpan(0, batches * m * k), k, dy.AsSpan(0, batches * m * n), n, T.Zero, db.AsSpan(0, k * n), n, threads);
-            else
-                BatchedGemm<T>.Run(s, BatchedGemm<T>.Target.B, dy, a, b: null, db, threads);
+            var job = t_idle ?? new GradientPair<T>();
+            t_idle = null;
+            (job._dy, job._a, job._b, job._da, job._db, job._s) = (dy, a, b, da, db, s);
+            job._threadsA = threads / 2;
+            job._threadsB = threads - threads / 2;
+            try
+            {
+                ChunkRunner.For(2, 2, job._body);
+            }
+            finally
+            {
+                job._dy = job._a = job._b = job._da = job._db = null;
+                t_idle = job;
+            }
+        }
+
+        private void Body(int i)
+        {
+            if (i == 0) GradA(_dy!, _b!, _da!, _s, _threadsA);
+            else GradB(_dy!, _a!, _db!, _s, _threadsB);
         }
     }
 }

@@ -6,7 +6,8 @@ namespace Backprop.Onnx.Tests.Runtime;
 /// <summary>
 /// The unpacked small-GEMM path (<see cref="Gemm.MultiplySmall{T}"/>, used for batches of attention-sized products)
 /// against a scalar triple loop in double precision and against the packed path, in float and double, with every
-/// transpose, ragged row and column tiles, leading dimensions, beta and non-finite inputs.
+/// transpose, ragged row and column tiles, leading dimensions, beta and non-finite inputs (bit for bit against the
+/// packed path where both run the same kernels).
 /// </summary>
 [TestClass]
 public sealed unsafe class GemmSmallTests
