@@ -30,7 +30,9 @@ internal static partial class MatMulOps
             int m = transA ? a.Dims[1] : a.Dims[0], k = transA ? a.Dims[0] : a.Dims[1];
             int kb = transB ? b.Dims[1] : b.Dims[0], n = transB ? b.Dims[0] : b.Dims[1];
             if (k != kb) throw ctx.Invalid($"Gemm inner dimensions differ: A' is {m}×{k}, B' is {kb}×{n}");
-            var y = ctx.Allocate(a.ElementType, [m, n]);
+            // Every element of Y is written: by the broadcast copy of C, or by the product with β = 0 (which never
+            // reads Y; k = 0 or α = 0 clears it), or by the integer loop. So Y needs no zero fill first.
+            var y = ctx.AllocateUninitialized(a.ElementType, [m, n]);
             bool useC = c is not null && beta != 0;
             var cStrides = (Row: 0L, Col: 0L);
             if (useC && !TryBroadcastStrides(c!.Dims, m, n, out cStrides))

@@ -7,8 +7,8 @@ namespace Backprop.Onnx.Tests.Ops;
 /// <summary>
 /// Batched MatMul and MatMulGrad on the small-GEMM path (attention-sized products) against the same kernels forced
 /// through the packed GEMM (<see cref="MatMulOps.BatchedGemm{T}.ForceBlocked"/>), bit for bit above the packed GEMM's
-/// plain-loop size, and against a scalar
-/// loop, in float and double, on one and two threads, with broadcast batches and non-finite inputs.
+/// plain-loop size, and against a scalar loop,
+/// in float and double, on one and two threads, with broadcast batches and non-finite inputs.
 /// </summary>
 [TestClass]
 [DoNotParallelize] // toggles the process-wide ForceBlocked switch
