@@ -112,6 +112,8 @@ internal static partial class MatMulOps
     /// dB[pb] += A[pa]ᵀ·dY[p]). Batches run in parallel (each GEMM on one thread) when each writes its own matrix and is
     /// too small to parallelize by itself; a broadcast operand's gradient accumulates in batch order (β = 1, from the
     /// zeros the caller provides). A pooled job per thread holds the arguments, so a call allocates nothing.
+    /// Products whose op(B) fits L1 (attention's per-head 64×64×32) take <see cref="Gemm.MultiplySmall{T}"/>, which skips
+    /// the packed path's buffers and packing, in a few contiguous runs of batches per thread.
     /// </summary>
     internal sealed unsafe class BatchedGemm<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
