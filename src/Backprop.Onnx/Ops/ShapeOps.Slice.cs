@@ -41,7 +41,8 @@ internal static partial class ShapeOps
                 var shape = s0[..x.Rank];
                 for (int d = 0; d < x.Rank; d++) shape[d] = x.Dims[d];
                 var p = plan = SliceGradPlan.For(ctx, plan, shape, 1, s1, s2, s3, s4);
-                var result = ctx.Allocate(x.ElementType, p.Counts);
+                // The strided gather (no index tables) writes every element: no zero fill.
+                var result = ctx.AllocateUninitialized(x.ElementType, p.Counts);
                 if (result.ElementCount > 0) DataMovement.GatherStrided(x, result, p.Counts, p.Offset, p.Strides);
                 ctx.SetOutput(0, result);
             });
@@ -192,7 +193,7 @@ internal static partial class ShapeOps
             strides[d] = srcStrides[d] * sa[d].Step;
             if (sa[d].Count > 0) offset += srcStrides[d] * sa[d].Start;
         }
-        var result = ctx.Allocate(x.ElementType, outShape);
+        var result = ctx.AllocateUninitialized(x.ElementType, outShape);
         if (result.ElementCount > 0) DataMovement.GatherStrided(x, result, outShape, offset, strides);
         return result;
     }
