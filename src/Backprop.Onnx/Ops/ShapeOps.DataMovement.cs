@@ -71,10 +71,28 @@ internal static class DataMovement
     /// A negative table entry leaves the destination element untouched (padding). Covers Transpose (permuted strides),
     /// Slice (offset and stepped strides), Expand (zero strides), Tile, Pad, Gather and nearest Resize (index tables).
     /// </summary>
-    public static void GatherStrided(OnnxTensor src, OnnxTensor dst, int[] shape, long baseOffset, long[] strides, int[]?[]? tables = null)
+    /// <remarks>
+    /// With <paramref name="threads"/> &gt; 1 and at least 2 × <see cref="BroadcastLoop.ParallelGrain"/> elements the
+    /// destination rows are split into one contiguous range per thread (each element is written once, so the result does
+    /// not depend on the split).
+    /// </remarks>
+    public static void GatherStrided(OnnxTensor src, OnnxTensor dst, int[] shape, long baseOffset, long[] strides, int[]?[]? tables = null, int threads = 1)
     {
-        var action = new StridedAction(shape, baseOffset, strides, tables);
-        Dispatch(src, dst, ref action);
+        long total = 1;
+        foreach (int d in shape) total *= d;
+        long rows = shape.Length == 0 || total == 0 ? 1 : total / shape[^1];
+        int chunks = (int)Math.Min(Math.Min(Math.Max(1, threads), rows), Math.Max(1, total / BroadcastLoop.ParallelGrain));
+        if (chunks <= 1 || src.ElementType == DataType.String)
+        {
+            var action = new StridedAction(shape, baseOffset, strides, tables, 0, rows);
+            Dispatch(src, dst, ref action);
+            return;
+        }
+        ChunkRunner.ForRanges((int)rows, chunks, 0, chunks, (src, dst, shape, baseOffset, strides, tables), static (s, from, to) =>
+        {
+            var action = new StridedAction(s.shape, s.baseOffset, s.strides, s.tables, from, to);
+            Dispatch(s.src, s.dst, ref action);
+        });
     }
 
     /// <summary>
@@ -154,11 +172,12 @@ internal static class DataMovement
         var strides = new long[perm.Length];
         for (int d = 0; d < perm.Length; d++) { outShape[d] = srcShape[perm[d]]; strides[d] = srcStrides[perm[d]]; }
         var result = ctx.Allocate(src.ElementType, outShape);
-        GatherStrided(src, result, outShape, 0, strides);
+        GatherStrided(src, result, outShape, 0, strides, threads: ctx.Options.Threads);
         return result;
     }
 
-    private readonly struct StridedAction(int[] shape, long baseOffset, long[] strides, int[]?[]? tables) : IUnitAction
+    /// <summary>The strided gather of destination rows [rowFrom, rowTo) (a row is a run of the last dimension).</summary>
+    private readonly struct StridedAction(int[] shape, long baseOffset, long[] strides, int[]?[]? tables, long rowFrom, long rowTo) : IUnitAction
     {
         public void Run<T>(Span<T> src, Span<T> dst)
         {
@@ -184,9 +203,14 @@ internal static class DataMovement
             skip.Clear();
             int skipped = 0;
             long offset = baseOffset;
-            for (int d = 0; d < outerRank; d++) Set(d, 0, contrib, skip, ref skipped, ref offset);
-            long outer = total / inner;
-            for (long o = 0; o < outer; o++)
+            // The coordinates of row rowFrom.
+            for (long d = outerRank - 1, r = rowFrom; d >= 0; d--)
+            {
+                coord[(int)d] = (int)(r % shape[d]);
+                r /= shape[d];
+            }
+            for (int d = 0; d < outerRank; d++) Set(d, coord[d], contrib, skip, ref skipped, ref offset);
+            for (long o = rowFrom; o < rowTo; o++)
             {
                 var row = dst.Slice((int)(o * inner), inner);
                 if (skipped == 0)
