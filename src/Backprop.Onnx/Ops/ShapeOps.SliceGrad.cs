@@ -21,34 +21,39 @@ internal static partial class ShapeOps
         ops.Add(new OpDefinition("SliceGrad", op =>
         {
             int windows = SliceGradWindowCount(op.Node.Inputs.Count) ?? throw op.Unsupported($"{op.Node.Inputs.Count} inputs (expected 4-6, then 3-5 per further window)");
-            var plans = new SliceGradPlan?[windows];
-            SliceGradLayout? layout = null;
+            SliceGradLayout? kept = null;
             return new LambdaKernel(ctx =>
             {
-                // The arguments are read into stack spans; each window's plan, and the layout of all of them, are kept
-                // while the arguments repeat, so a steady-state call allocates nothing but its output.
+                // The arguments are read into stack spans; the windows' plans and their layout are kept, as one immutable
+                // object read once per call (concurrent runs of a plan share this kernel), while the arguments repeat,
+                // so a steady-state call allocates nothing but its output.
                 Span<long> s1 = stackalloc long[OpArgs.StackRank], s2 = stackalloc long[OpArgs.StackRank], s3 = stackalloc long[OpArgs.StackRank];
                 Span<long> s4 = stackalloc long[OpArgs.StackRank], s5 = stackalloc long[OpArgs.StackRank];
                 var shape = OpArgs.Int64s(ctx, ctx.RequiredInput(1), "shape", s1);
                 var type = ctx.RequiredInput(0).ElementType;
-                bool changed = layout is null;
+                var l = kept;
+                SliceGradPlan[]? fresh = null;
                 for (int j = 0; j < windows; j++)
                 {
-                    var p = SliceGradPlan.For(ctx, plans[j], shape, 5 * j + 2, s2, s3, s4, s5);
-                    changed |= !ReferenceEquals(p, plans[j]);
-                    plans[j] = p;
+                    var cached = l?.Plans[j];
+                    var p = SliceGradPlan.For(ctx, cached, shape, 5 * j + 2, s2, s3, s4, s5);
+                    if (fresh is null && !ReferenceEquals(p, cached))
+                    {
+                        fresh = new SliceGradPlan[windows];
+                        for (int k = 0; k < j; k++) fresh[k] = l!.Plans[k];
+                    }
+                    if (fresh is not null) fresh[j] = p;
                     var dy = ctx.RequiredInput(SliceGradDyIndex(j));
                     if (dy.ElementType != type) throw ctx.Invalid($"dY of window {j} is {DataTypes.OnnxName(dy.ElementType)}, window 0's is {DataTypes.OnnxName(type)}");
                     RequireShape(ctx, dy, p.Counts);
                 }
-                if (changed) layout = SliceGradLayout.Create(plans!);
-                var l = layout!;
-                if (l.Maps is not null && !NumericDispatch.Supports(type)) throw ctx.Invalid($"overlapping windows of element type {DataTypes.OnnxName(type)} cannot be added");
+                if (fresh is not null) kept = l = SliceGradLayout.Create(fresh);
+                if (l!.Maps is not null && !NumericDispatch.Supports(type)) throw ctx.Invalid($"overlapping windows of element type {DataTypes.OnnxName(type)} cannot be added");
                 // Disjoint windows that cover the tensor write every element once: no zero fill.
                 var result = l.Covers ? ctx.AllocateUninitialized(type, l.Dims) : ctx.Allocate(type, l.Dims);
                 for (int j = 0; j < windows; j++)
                 {
-                    var p = plans[j]!;
+                    var p = l.Plans[j];
                     var dy = ctx.RequiredInput(SliceGradDyIndex(j));
                     if (l.Maps is null) StridedScatter.Run(dy, result, p.Counts, p.Offset, p.Strides, ctx.Options.Threads);
                     else NumericDispatch.AddAt(result, dy, l.Maps[j]);
@@ -72,12 +77,13 @@ internal static partial class ShapeOps
     internal static int SliceGradDyIndex(int j) => j == 0 ? 0 : 5 * j + 1;
 
     /// <summary>
-    /// How the windows of one multi-window SliceGrad lie in dX: pairwise disjoint (each is then a plain strided copy),
-    /// and if so whether they cover every element (then dX needs no zero fill). Overlapping windows are added through
-    /// per-window index maps, built once here.
+    /// The windows of one SliceGrad (their plans) and how they lie in dX: pairwise disjoint (each is then a plain
+    /// strided copy), and if so whether they cover every element (then dX needs no zero fill). Overlapping windows are
+    /// added through per-window index maps, built once here. Immutable.
     /// </summary>
     private sealed class SliceGradLayout
     {
+        public SliceGradPlan[] Plans { get; private init; } = [];
         public int[] Dims { get; private init; } = [];
         public bool Covers { get; private init; }
 
@@ -101,6 +107,7 @@ internal static partial class ShapeOps
             }
             return new SliceGradLayout
             {
+                Plans = plans,
                 Dims = dims,
                 Covers = disjoint && covered == total,
                 Maps = disjoint ? null : [.. plans.Select(p => DataMovement.StridedMap(p.Counts, p.Offset, p.Strides))],

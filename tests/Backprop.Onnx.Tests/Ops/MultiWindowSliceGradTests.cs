@@ -122,6 +122,32 @@ public sealed class MultiWindowSliceGradTests
     }
 
     [TestMethod]
+    public void OnePlan_RunFromFourThreads_WithAlternatingWindows_MatchesSequentialRuns()
+    {
+        // Concurrent runs of one plan share the kernel: its kept windows must never mix two runs' arguments.
+        Window[] a = [new([0], [4], [2], [1]), new([4], [8], [2], [1]), new([8], [12], [2], [1])];
+        Window[] b = [new([6], [-100], [0], [-2]), new([5], [0], [0], [-2]), new([1], [6], [0], [2])];
+        var (model, feedsA, _) = Build(DataType.Float, [5, 3, 12], a);
+        var (_, feedsB, _) = Build(DataType.Float, [7, 5], b);
+        var plan = ExecutionPlan.Compile(model, new ExecutionOptions { Threads = 1 });
+        var expectA = TestTensors.Values(plan.Run(feedsA)["multi"]);
+        var expectB = TestTensors.Values(plan.Run(feedsB)["multi"]);
+        var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var threads = Enumerable.Range(0, 4).Select(t => new Thread(() =>
+        {
+            for (int i = 0; i < 300 && failures.IsEmpty; i++)
+            {
+                bool useA = (i + t) % 2 == 0;
+                var got = TestTensors.Values(plan.Run(useA ? feedsA : feedsB)["multi"]);
+                if (!got.SequenceEqual(useA ? expectA : expectB)) failures.Add($"thread {t} iteration {i} ({(useA ? "A" : "B")})");
+            }
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        Assert.IsEmpty(failures, string.Join("\n", failures));
+    }
+
+    [TestMethod]
     public void MultiWindow_PropagatesNonFiniteValues()
     {
         // Overlapping windows add: NaN and ±∞ propagate as through Sum (∞ + −∞ = NaN).
