@@ -18,6 +18,17 @@ internal static class DataMovement
         void Run<T>(Span<T> src, Span<T> dst);
     }
 
+    /// <summary>
+    /// Elements per chunk below which the copy kernels (Transpose, the strided gather, SliceGrad's scatter) stay on the
+    /// caller's thread: 1 MB of float32 per chunk. A copy is memory-bound and short (W4's 512 KB transposes take
+    /// 25-100 µs), and split at 128 KB per chunk they ran slower in W4 on a loaded 2-core machine (the [512,128] weight
+    /// transposes 10× slower in the profile: waiting for a worker that had to be scheduled cost more than the copy).
+    /// </summary>
+    internal static int ParallelGrain => t_parallelGrain > 0 ? t_parallelGrain : 1 << 18;
+
+    /// <summary>A per-thread override of <see cref="ParallelGrain"/> (0: none), for tests that exercise the split on small tensors.</summary>
+    [ThreadStatic] internal static int t_parallelGrain;
+
     /// <summary>True when elements of <paramref name="type"/> can be moved one by one.</summary>
     public static bool IsMovable(DataType type) =>
         type != DataType.Undefined && type is not (DataType.UInt4 or DataType.Int4 or DataType.Float4E2M1);
@@ -72,7 +83,7 @@ internal static class DataMovement
     /// Slice (offset and stepped strides), Expand (zero strides), Tile, Pad, Gather and nearest Resize (index tables).
     /// </summary>
     /// <remarks>
-    /// With <paramref name="threads"/> &gt; 1 and at least 2 × <see cref="BroadcastLoop.ParallelGrain"/> elements the
+    /// With <paramref name="threads"/> &gt; 1 and at least 2 × <see cref="ParallelGrain"/> elements the
     /// destination rows are split into one contiguous range per thread (each element is written once, so the result does
     /// not depend on the split).
     /// </remarks>
@@ -81,7 +92,7 @@ internal static class DataMovement
         long total = 1;
         foreach (int d in shape) total *= d;
         long rows = shape.Length == 0 || total == 0 ? 1 : total / shape[^1];
-        int chunks = (int)Math.Min(Math.Min(Math.Max(1, threads), rows), Math.Max(1, total / BroadcastLoop.ParallelGrain));
+        int chunks = (int)Math.Min(Math.Min(Math.Max(1, threads), rows), Math.Max(1, total / ParallelGrain));
         if (chunks <= 1 || src.ElementType == DataType.String)
         {
             var action = new StridedAction(shape, baseOffset, strides, tables, 0, rows);

@@ -29,7 +29,7 @@ internal static partial class ShapeOps
 
     /// <summary>
     /// Transpose of <paramref name="x"/> by the validated permutation <paramref name="perm"/>; allocates nothing but the
-    /// output. From 2 × <see cref="BroadcastLoop.ParallelGrain"/> elements the work units (output rows, or row blocks of
+    /// output. From 2 × <see cref="DataMovement.ParallelGrain"/> elements the work units (output rows, or row blocks of
     /// a tile transpose) are split into one contiguous range per thread: every element is written once whatever the
     /// split, so the result does not depend on the thread count.
     /// </summary>
@@ -43,7 +43,7 @@ internal static partial class ShapeOps
         if (y.ElementCount == 0) return y;
         var action = TransposeAction.Create(x.Dims, perm);
         long units = action.Units;
-        int chunks = (int)Math.Min(Math.Min(Math.Max(1, ctx.Options.Threads), units), Math.Max(1, y.ElementCount / BroadcastLoop.ParallelGrain));
+        int chunks = (int)Math.Min(Math.Min(Math.Max(1, ctx.Options.Threads), units), Math.Max(1, y.ElementCount / DataMovement.ParallelGrain));
         if (chunks <= 1)
         {
             DataMovement.Dispatch(x, y, ref action);

@@ -11,9 +11,6 @@ namespace Backprop.Onnx.Ops;
 /// </summary>
 internal static class StridedScatter
 {
-    /// <summary>Elements per chunk below which a scatter stays on the caller (handing a chunk to a worker costs microseconds).</summary>
-    internal const int ParallelGrain = 1 << 16;
-
     /// <summary>
     /// dst[baseOffset + Σ_d strides[d]·c_d] = src[i] for every element i of <paramref name="src"/> (contiguous, shape
     /// <paramref name="shape"/>, coordinate c). The target positions must be distinct (non-zero strides).
@@ -26,7 +23,7 @@ internal static class StridedScatter
         int axis = 0;
         while (axis < shape.Length - 1 && shape[axis] == 1) axis++;
         int length = shape.Length == 0 ? 1 : shape[axis];
-        int chunks = (int)Math.Min(Math.Min(Math.Max(1, threads), length), Math.Max(1, src.ElementCount / ParallelGrain));
+        int chunks = (int)Math.Min(Math.Min(Math.Max(1, threads), length), Math.Max(1, src.ElementCount / DataMovement.ParallelGrain));
         if (chunks <= 1 || src.ElementType == DataType.String)
         {
             var action = new ScatterAction(shape, baseOffset, strides, axis, 0, length);

@@ -101,10 +101,14 @@ public sealed class MultiWindowSliceGradTests
         {
             var (model, feeds, dys) = Build(type, shape, windows);
             var plan = ExecutionPlan.Compile(model, new ExecutionOptions { Threads = threads });
-            // Twice: the second run takes the kept plans and layout.
+            // Twice: the second run takes the kept plans and layout. The split threshold is lowered to 32K elements
+            // per chunk, so the large windows are split over two threads.
             for (int run = 0; run < 2; run++)
             {
-                var outs = plan.Run(feeds);
+                DataMovement.t_parallelGrain = 1 << 15;
+                IReadOnlyDictionary<string, OnnxTensor> outs;
+                try { outs = plan.Run(feeds); }
+                finally { DataMovement.t_parallelGrain = 0; }
                 var expected = new double[shape.Aggregate(1, (a, b) => a * b)];
                 for (int j = 0; j < windows.Length; j++)
                 {

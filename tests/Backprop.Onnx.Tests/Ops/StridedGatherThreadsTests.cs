@@ -1,11 +1,12 @@
 using Backprop.Onnx.IR;
+using Backprop.Onnx.Ops;
 using Backprop.Onnx.Runtime;
 using Backprop.Onnx.Tests.Support;
 
 namespace Backprop.Onnx.Tests.Ops;
 
 /// <summary>
-/// The strided gather (Slice, Expand, Tile, Pad) split into per-thread row ranges above 64K elements: on two threads
+/// The strided gather (Slice, Expand, Tile, Pad) split into per-thread row ranges (threshold lowered to 32K elements per chunk): on two threads
 /// it must write exactly what one thread writes (the unsplit loop), for float32, float64, int64 and bool; Slice, with
 /// positive and negative steps, is also checked against a scalar loop here.
 /// </summary>
@@ -18,8 +19,11 @@ public sealed class StridedGatherThreadsTests
         var plan = ExecutionPlan.Compile(model, new ExecutionOptions { Threads = threads });
         var feeds = new Dictionary<string, OnnxTensor>();
         for (int i = 0; i < inputs.Length; i++) if (inputs[i] is { } t) feeds[$"x{i}"] = t;
-        // Twice: the second run writes into a pooled, stale buffer.
-        return [plan.Run(feeds)["y0"], plan.Run(feeds)["y0"]];
+        // Twice: the second run writes into a pooled, stale buffer. The split threshold is lowered to 32K elements
+        // per chunk, so these tensors are split.
+        DataMovement.t_parallelGrain = 1 << 15;
+        try { return [plan.Run(feeds)["y0"], plan.Run(feeds)["y0"]]; }
+        finally { DataMovement.t_parallelGrain = 0; }
     }
 
     private static void AssertSameOnTwoThreads(string what, string op, OnnxTensor?[] inputs, params OnnxAttribute[] attributes)

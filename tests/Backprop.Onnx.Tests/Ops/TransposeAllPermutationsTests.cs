@@ -1,4 +1,5 @@
 using Backprop.Onnx.IR;
+using Backprop.Onnx.Ops;
 using Backprop.Onnx.Runtime;
 using Backprop.Onnx.Tests.Support;
 
@@ -6,7 +7,8 @@ namespace Backprop.Onnx.Tests.Ops;
 
 /// <summary>
 /// Every permutation of rank 3 and 4, odd sizes (and size-1 dimensions that collapse), float32, float64, int64 and
-/// bool, on one thread and on two (tensors above 64K elements are split into per-thread ranges of rows or row blocks):
+/// bool, on one thread and on two (with the split threshold lowered to 32K elements per chunk, tensors above 64K
+/// elements are split into per-thread ranges of rows or row blocks):
 /// the Transpose kernel against the definition y[c] = x[c permuted back], computed by a scalar loop here.
 /// </summary>
 [TestClass]
@@ -64,7 +66,10 @@ public sealed class TransposeAllPermutationsTests
                 // Twice: the second run writes into a pooled, stale output buffer.
                 for (int run = 0; run < 2; run++)
                 {
-                    var y = plan.Run(new Dictionary<string, OnnxTensor> { ["x0"] = x })["y0"];
+                    DataMovement.t_parallelGrain = 1 << 15;
+                    OnnxTensor y;
+                    try { y = plan.Run(new Dictionary<string, OnnxTensor> { ["x0"] = x })["y0"]; }
+                    finally { DataMovement.t_parallelGrain = 0; }
                     string what = $"{type} [{string.Join(',', shape)}] perm [{string.Join(',', p)}] threads {threads} run {run}";
                     CollectionAssert.AreEqual(outShape, y.Shape.ToArray(), what);
                     CollectionAssert.AreEqual(expected, TestTensors.Values(y), what);
