@@ -110,19 +110,57 @@ internal sealed class BackwardBuilder
         list.Add(grad);
     }
 
-    /// <summary>The total cotangent of a value: its one contribution, or their Sum (fan-out accumulation); null if none.</summary>
+    /// <summary>
+    /// The total cotangent of a value: its one contribution, or their Sum (fan-out accumulation); null if none.
+    /// Contributions that are SliceGrads of the value (several Slices read it, e.g. a q, k, v split) are first merged
+    /// into one multi-window SliceGrad, which writes each window into one dX instead of zero-filling k tensors and
+    /// summing them.
+    /// </summary>
     private string? Accumulated(string value)
     {
         if (!_contributions.TryGetValue(value, out var list) || list.Count == 0) return null;
         if (list.Count == 1) return list[0];
         string prefix = _emit.Prefix;
         _emit.Prefix = value + "_grad_accumulate";
-        string sum = _emit.Op("Sum", [.. list]);
+        MergeSliceGrads(list);
+        string sum = list.Count == 1 ? list[0] : _emit.Op("Sum", [.. list]);
         _emit.Prefix = prefix;
         list.Clear();
         list.Add(sum);
         return sum;
     }
+
+    /// <summary>
+    /// Replaces two or more single-window SliceGrad contributions of one shape by one SliceGrad with all their windows
+    /// (in contribution order, at the place of the first); the single-window nodes, now unread, are pruned.
+    /// </summary>
+    private void MergeSliceGrads(List<string> list)
+    {
+        var slices = new List<(int Index, Node Node)>();
+        for (int i = 0; i < list.Count; i++)
+        {
+            var n = _backward.FindLast(b => b.Outputs.Count == 1 && b.Outputs[0] == list[i]);
+            if (n is { OpType: "SliceGrad", Domain: OpRegistry.BackpropDomain } && n.Inputs.Count is >= 4 and <= 6) slices.Add((i, n));
+        }
+        if (slices.Count < 2) return;
+        string shape = slices[0].Node.Inputs[1];
+        string? shapeOf = ShapeSource(shape);
+        if (slices.Any(s => s.Node.Inputs[1] != shape && (shapeOf is null || ShapeSource(s.Node.Inputs[1]) != shapeOf))) return;
+        var inputs = new List<string> { slices[0].Node.Inputs[0], shape };
+        for (int k = 0; k < slices.Count; k++)
+        {
+            var n = slices[k].Node;
+            if (k > 0) inputs.Add(n.Inputs[0]);
+            for (int i = 2; i <= 5; i++) inputs.Add(n.InputOrEmpty(i));
+        }
+        string merged = _emit.Custom("SliceGrad", [.. inputs]);
+        list[slices[0].Index] = merged;
+        for (int k = slices.Count - 1; k > 0; k--) list.RemoveAt(slices[k].Index);
+    }
+
+    /// <summary>The value a backward Shape node (without start/end) reads, when <paramref name="shape"/> is one's output.</summary>
+    private string? ShapeSource(string shape) =>
+        _backward.FindLast(b => b.Outputs.Count == 1 && b.Outputs[0] == shape) is { OpType: "Shape", Domain: "", Attributes.Count: 0 } n ? n.Inputs[0] : null;
 
     private bool ProvablySameShape(string a, string b)
     {

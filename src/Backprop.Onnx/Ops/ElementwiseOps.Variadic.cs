@@ -24,7 +24,7 @@ internal sealed class VariadicKernel<TOp>(bool mean) : Kernel where TOp : IBinar
             return;
         }
         var outShape = Broadcast.Shape(ctx, [.. inputs.Select(t => t.Dims)]);
-        var y = ctx.Allocate(inputs[0].ElementType, outShape);
+        var y = ctx.AllocateUninitialized(inputs[0].ElementType, outShape); // the first fold step writes every element
         BinaryDriver.Run<TOp>(ctx, new BroadcastLoop(outShape, inputs[0].Dims, inputs[1].Dims), inputs[0], inputs[1], y);
         for (int i = 2; i < inputs.Count; i++)
             BinaryDriver.Run<TOp>(ctx, new BroadcastLoop(outShape, outShape, inputs[i].Dims), y, inputs[i], y);
@@ -48,7 +48,7 @@ internal sealed class VariadicKernel<TOp>(bool mean) : Kernel where TOp : IBinar
         }
         if (first is null || second is null || mean) return false;
         var loop = BroadcastLoop.Of(ctx, first.Dims, first.Dims);
-        var y = ctx.Allocate(first.ElementType, first.Dims);
+        var y = ctx.AllocateUninitialized(first.ElementType, first.Dims); // the first fold step writes every element
         BinaryDriver.Run<TOp>(ctx, loop, first, second, y);
         for (int i = 0, seen = 0; i < ctx.InputCount; i++)
             if (ctx.Input(i) is { } t && ++seen > 2) BinaryDriver.Run<TOp>(ctx, loop, y, t, y);
@@ -76,7 +76,7 @@ internal sealed class PowKernel(LegacyBroadcast? legacy) : Kernel
         var a = ctx.RequiredInput(0);
         var b = ctx.RequiredInput(1);
         var loop = legacy is null ? BroadcastLoop.Of(ctx, a.Dims, b.Dims) : legacy.Plan(ctx, a.Dims, b.Dims);
-        var y = ctx.Allocate(a.ElementType, loop.OutShape);
+        var y = ctx.AllocateUninitialized(a.ElementType, loop.OutShape); // every element is written
         int t = ctx.Options.Threads;
         if (a.ElementType == b.ElementType && a.ElementType is DataType.Float or DataType.Double or DataType.Float16)
         {

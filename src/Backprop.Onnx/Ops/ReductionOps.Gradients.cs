@@ -54,7 +54,8 @@ internal static partial class ReductionOps
             var layout = ReducePlan.For(ref plan, x.Dims, reduced, keepDims: true).Layout;
             if (dy.ElementCount != layout.OutCount) throw ctx.Invalid($"dY has {dy.ElementCount} elements, the reduction {layout.OutCount}");
             if (dy.ElementType != x.ElementType) throw ctx.Invalid("dY and X differ in element type");
-            var dx = ctx.Allocate(x.ElementType, x.Shape);
+            // Every element of X belongs to one group, whose scatter writes it: dX needs no zero fill.
+            var dx = ctx.AllocateUninitialized(x.ElementType, x.Shape);
             int threads = Parallelism(ctx, x.ElementCount);
             if (x.ElementType == DataType.Float) ReduceGrad((float[])dy.Buffer, (float[])x.Buffer, (float[])dx.Buffer, layout, kind, threads);
             else if (x.ElementType == DataType.Double) ReduceGrad((double[])dy.Buffer, (double[])x.Buffer, (double[])dx.Buffer, layout, kind, threads);
@@ -67,6 +68,18 @@ internal static partial class ReductionOps
     {
         int n = layout.Count;
         if (n == 0 || layout.OutCount == 0) return;
+        if (layout.OutCount == 1 && kind is ReduceKind.Sum or ReduceKind.Mean)
+        {
+            // A whole-tensor Sum or Mean (a loss): dX is one value, dY or dY/n, filled in chunks over the threads.
+            T g = kind == ReduceKind.Sum ? dy[0] : dy[0] / T.CreateChecked(n);
+            int chunks = threads <= 1 ? 1 : Math.Min(threads, Math.Max(1, n >> 15));
+            ForChunks(chunks, chunks, (dx, g, n, chunks), static (s, from, to) =>
+            {
+                long start = (long)s.n * from / s.chunks, end = (long)s.n * to / s.chunks;
+                s.dx.AsSpan((int)start, (int)(end - start)).Fill(s.g);
+            });
+            return;
+        }
         ForChunks(layout.OutCount, threads, (dy, x, dx, layout, kind, n), static (s, from, to) =>
         {
             var (dy, x, dx, layout, kind, n) = s;
@@ -79,7 +92,8 @@ internal static partial class ReductionOps
                 for (int j = from; j < to; j++)
                 {
                     int start = layout.Start(j);
-                    layout.Gather<T>(x, start, v);
+                    // Sum and Mean do not read X.
+                    if (kind is not (ReduceKind.Sum or ReduceKind.Mean)) layout.Gather<T>(x, start, v);
                     GroupGrad(v, dy[j], d, kind);
                     layout.Scatter<T>(d, dx, start);
                 }

@@ -18,6 +18,17 @@ internal static class DataMovement
         void Run<T>(Span<T> src, Span<T> dst);
     }
 
+    /// <summary>
+    /// Elements per chunk below which the copy kernels (Transpose, the strided gather, SliceGrad's scatter) stay on the
+    /// caller's thread: 1 MB of float32 per chunk. A copy is memory-bound and short (W4's 512 KB transposes take
+    /// 25-100 µs), and split at 128 KB per chunk they ran slower in W4 on a loaded 2-core machine (the [512,128] weight
+    /// transposes 10× slower in the profile: waiting for a worker that had to be scheduled cost more than the copy).
+    /// </summary>
+    internal static int ParallelGrain => t_parallelGrain > 0 ? t_parallelGrain : 1 << 18;
+
+    /// <summary>A per-thread override of <see cref="ParallelGrain"/> (0: none), for tests that exercise the split on small tensors.</summary>
+    [ThreadStatic] internal static int t_parallelGrain;
+
     /// <summary>True when elements of <paramref name="type"/> can be moved one by one.</summary>
     public static bool IsMovable(DataType type) =>
         type != DataType.Undefined && type is not (DataType.UInt4 or DataType.Int4 or DataType.Float4E2M1);
@@ -71,10 +82,28 @@ internal static class DataMovement
     /// A negative table entry leaves the destination element untouched (padding). Covers Transpose (permuted strides),
     /// Slice (offset and stepped strides), Expand (zero strides), Tile, Pad, Gather and nearest Resize (index tables).
     /// </summary>
-    public static void GatherStrided(OnnxTensor src, OnnxTensor dst, int[] shape, long baseOffset, long[] strides, int[]?[]? tables = null)
+    /// <remarks>
+    /// With <paramref name="threads"/> &gt; 1 and at least 2 × <see cref="ParallelGrain"/> elements the
+    /// destination rows are split into one contiguous range per thread (each element is written once, so the result does
+    /// not depend on the split).
+    /// </remarks>
+    public static void GatherStrided(OnnxTensor src, OnnxTensor dst, int[] shape, long baseOffset, long[] strides, int[]?[]? tables = null, int threads = 1)
     {
-        var action = new StridedAction(shape, baseOffset, strides, tables);
-        Dispatch(src, dst, ref action);
+        long total = 1;
+        foreach (int d in shape) total *= d;
+        long rows = shape.Length == 0 || total == 0 ? 1 : total / shape[^1];
+        int chunks = (int)Math.Min(Math.Min(Math.Max(1, threads), rows), Math.Max(1, total / ParallelGrain));
+        if (chunks <= 1 || src.ElementType == DataType.String)
+        {
+            var action = new StridedAction(shape, baseOffset, strides, tables, 0, rows);
+            Dispatch(src, dst, ref action);
+            return;
+        }
+        ChunkRunner.ForRanges((int)rows, chunks, 0, chunks, (src, dst, shape, baseOffset, strides, tables), static (s, from, to) =>
+        {
+            var action = new StridedAction(s.shape, s.baseOffset, s.strides, s.tables, from, to);
+            Dispatch(s.src, s.dst, ref action);
+        });
     }
 
     /// <summary>
@@ -154,11 +183,12 @@ internal static class DataMovement
         var strides = new long[perm.Length];
         for (int d = 0; d < perm.Length; d++) { outShape[d] = srcShape[perm[d]]; strides[d] = srcStrides[perm[d]]; }
         var result = ctx.Allocate(src.ElementType, outShape);
-        GatherStrided(src, result, outShape, 0, strides);
+        GatherStrided(src, result, outShape, 0, strides, threads: ctx.Options.Threads);
         return result;
     }
 
-    private readonly struct StridedAction(int[] shape, long baseOffset, long[] strides, int[]?[]? tables) : IUnitAction
+    /// <summary>The strided gather of destination rows [rowFrom, rowTo) (a row is a run of the last dimension).</summary>
+    private readonly struct StridedAction(int[] shape, long baseOffset, long[] strides, int[]?[]? tables, long rowFrom, long rowTo) : IUnitAction
     {
         public void Run<T>(Span<T> src, Span<T> dst)
         {
@@ -184,9 +214,14 @@ internal static class DataMovement
             skip.Clear();
             int skipped = 0;
             long offset = baseOffset;
-            for (int d = 0; d < outerRank; d++) Set(d, 0, contrib, skip, ref skipped, ref offset);
-            long outer = total / inner;
-            for (long o = 0; o < outer; o++)
+            // The coordinates of row rowFrom.
+            for (long d = outerRank - 1, r = rowFrom; d >= 0; d--)
+            {
+                coord[(int)d] = (int)(r % shape[d]);
+                r /= shape[d];
+            }
+            for (int d = 0; d < outerRank; d++) Set(d, coord[d], contrib, skip, ref skipped, ref offset);
+            for (long o = rowFrom; o < rowTo; o++)
             {
                 var row = dst.Slice((int)(o * inner), inner);
                 if (skipped == 0)

@@ -12,29 +12,7 @@ internal static partial class ShapeOps
 {
     private static void RegisterGradientKernels(List<OpDefinition> ops)
     {
-        // SliceGrad(dY, shape, starts, ends, axes?, steps?): zeros of `shape` with dY written at the elements
-        // Slice(starts, ends, axes, steps) selects (the adjoint of Slice; PyTorch derivatives.yaml slice_backward).
-        // Standard ops (export): ScatterElements of dY into zeros at Slice(flat indices of the input).
-        ops.Add(new OpDefinition("SliceGrad", _ =>
-        {
-            SliceGradPlan? plan = null;
-            return new LambdaKernel(ctx =>
-            {
-                var dy = ctx.RequiredInput(0);
-                // The arguments are read into stack spans; the window they describe is kept while they repeat.
-                Span<long> s1 = stackalloc long[OpArgs.StackRank], s2 = stackalloc long[OpArgs.StackRank], s3 = stackalloc long[OpArgs.StackRank];
-                Span<long> s4 = stackalloc long[OpArgs.StackRank], s5 = stackalloc long[OpArgs.StackRank];
-                var shape = OpArgs.Int64s(ctx, ctx.RequiredInput(1), "shape", s1);
-                var p = plan = SliceGradPlan.For(ctx, plan, shape, 2, s2, s3, s4, s5);
-                RequireShape(ctx, dy, p.Counts);
-                var result = ctx.Allocate(dy.ElementType, p.Dims);
-                StridedScatter.Run(dy, result, p.Counts, p.Offset, p.Strides);
-                ctx.SetOutput(0, result);
-            });
-        }, OpRegistry.BackpropDomain)
-        {
-            StandardOps = SliceGradStandard,
-        });
+        RegisterSliceGrad(ops);
 
         // PadGrad(dY, shape, pads, axes?) with attribute mode: the adjoint of Pad: each element of dY is added to the
         // input element it was copied from (edge and reflect copy one input element to several outputs; constant
@@ -80,66 +58,6 @@ internal static partial class ShapeOps
         {
             StandardOps = ResizeGradStandard,
         });
-    }
-
-    /// <summary>
-    /// SliceGrad's window for one set of arguments: the input shape, the slice's counts per axis, and where dY's elements
-    /// go in the zero-filled dX (offset and strides). Immutable; a kernel keeps its last one.
-    /// </summary>
-    private sealed class SliceGradPlan
-    {
-        private long[] _shape = [], _starts = [], _ends = [];
-        private long[]? _axes, _steps;
-
-        public int[] Dims { get; private init; } = [];
-        public int[] Counts { get; private init; } = [];
-        public long Offset { get; private init; }
-        public long[] Strides { get; private init; } = [];
-
-        /// <summary>
-        /// The window that Slice's arguments (starts, ends, axes?, steps? at inputs <paramref name="first"/> to
-        /// first + 3) select in <paramref name="shape"/>: <paramref name="cached"/> while they repeat, else a new plan.
-        /// The arguments are read into the caller's stack scratch (each <see cref="OpArgs.StackRank"/> long), so a
-        /// steady-state call allocates nothing. Shared by Slice (shape of X) and SliceGrad (its shape input).
-        /// </summary>
-        public static SliceGradPlan For(KernelContext ctx, SliceGradPlan? cached, ReadOnlySpan<long> shape, int first,
-            Span<long> startsScratch, Span<long> endsScratch, Span<long> axesScratch, Span<long> stepsScratch)
-        {
-            var starts = OpArgs.Int64s(ctx, ctx.RequiredInput(first), "starts", startsScratch);
-            var ends = OpArgs.Int64s(ctx, ctx.RequiredInput(first + 1), "ends", endsScratch);
-            var axesInput = ctx.Input(first + 2);
-            var stepsInput = ctx.Input(first + 3);
-            var axes = axesInput is null ? default : OpArgs.Int64s(ctx, axesInput, "axes", axesScratch);
-            var steps = stepsInput is null ? default : OpArgs.Int64s(ctx, stepsInput, "steps", stepsScratch);
-            if (cached is not null && cached.Matches(shape, starts, ends, axesInput is not null, axes, stepsInput is not null, steps)) return cached;
-            return Create(ctx, shape.ToArray(), starts.ToArray(), ends.ToArray(), axesInput is null ? null : axes.ToArray(), stepsInput is null ? null : steps.ToArray());
-        }
-
-        public static SliceGradPlan Create(KernelContext ctx, long[] shape, long[] starts, long[] ends, long[]? axes, long[]? steps)
-        {
-            var dims = OpArgs.Dims(ctx, shape, "shape");
-            var sa = SliceAxes(ctx, dims, starts, ends, axes, steps);
-            var strides = Broadcast.ContiguousStrides(dims);
-            var counts = new int[dims.Length];
-            var sliceStrides = new long[dims.Length];
-            long offset = 0;
-            for (int d = 0; d < dims.Length; d++)
-            {
-                counts[d] = sa[d].Count;
-                sliceStrides[d] = strides[d] * sa[d].Step;
-                if (counts[d] > 0) offset += strides[d] * sa[d].Start;
-            }
-            return new SliceGradPlan
-            {
-                _shape = shape, _starts = starts, _ends = ends, _axes = axes, _steps = steps,
-                Dims = dims, Counts = counts, Offset = offset, Strides = sliceStrides,
-            };
-        }
-
-        public bool Matches(ReadOnlySpan<long> shape, ReadOnlySpan<long> starts, ReadOnlySpan<long> ends, bool hasAxes, ReadOnlySpan<long> axes, bool hasSteps, ReadOnlySpan<long> steps) =>
-            shape.SequenceEqual(_shape) && starts.SequenceEqual(_starts) && ends.SequenceEqual(_ends)
-            && hasAxes == _axes is not null && (!hasAxes || axes.SequenceEqual(_axes))
-            && hasSteps == _steps is not null && (!hasSteps || steps.SequenceEqual(_steps));
     }
 
     private static void RequireShape(KernelContext ctx, OnnxTensor t, int[] shape)

@@ -41,8 +41,9 @@ internal static partial class ShapeOps
                 var shape = s0[..x.Rank];
                 for (int d = 0; d < x.Rank; d++) shape[d] = x.Dims[d];
                 var p = plan = SliceGradPlan.For(ctx, plan, shape, 1, s1, s2, s3, s4);
-                var result = ctx.Allocate(x.ElementType, p.Counts);
-                if (result.ElementCount > 0) DataMovement.GatherStrided(x, result, p.Counts, p.Offset, p.Strides);
+                // The strided gather (no index tables) writes every element: no zero fill.
+                var result = ctx.AllocateUninitialized(x.ElementType, p.Counts);
+                if (result.ElementCount > 0) DataMovement.GatherStrided(x, result, p.Counts, p.Offset, p.Strides, threads: ctx.Options.Threads);
                 ctx.SetOutput(0, result);
             });
         })
@@ -77,7 +78,7 @@ internal static partial class ShapeOps
                     tables[d] = [.. Enumerable.Range(0, outShape[d]).Select(j => j % dim)];
                 }
                 var result = ctx.Allocate(x.ElementType, outShape);
-                DataMovement.GatherStrided(x, result, outShape, 0, Broadcast.ContiguousStrides(x.Dims), tables);
+                DataMovement.GatherStrided(x, result, outShape, 0, Broadcast.ContiguousStrides(x.Dims), tables, ctx.Options.Threads);
                 ctx.SetOutput(0, result);
             });
         }, minVersion: 6)
@@ -192,8 +193,8 @@ internal static partial class ShapeOps
             strides[d] = srcStrides[d] * sa[d].Step;
             if (sa[d].Count > 0) offset += srcStrides[d] * sa[d].Start;
         }
-        var result = ctx.Allocate(x.ElementType, outShape);
-        if (result.ElementCount > 0) DataMovement.GatherStrided(x, result, outShape, offset, strides);
+        var result = ctx.AllocateUninitialized(x.ElementType, outShape);
+        if (result.ElementCount > 0) DataMovement.GatherStrided(x, result, outShape, offset, strides, threads: ctx.Options.Threads);
         return result;
     }
 
@@ -203,7 +204,7 @@ internal static partial class ShapeOps
         var (outShape, tables) = PadTables(ctx, x.Dims, pads, axesArg, mode);
         var result = ctx.Allocate(x.ElementType, outShape);
         if (mode == "constant" && value is not null) DataMovement.Fill(result, value);
-        DataMovement.GatherStrided(x, result, outShape, 0, Broadcast.ContiguousStrides(x.Dims), tables);
+        DataMovement.GatherStrided(x, result, outShape, 0, Broadcast.ContiguousStrides(x.Dims), tables, ctx.Options.Threads);
         return result;
     }
 

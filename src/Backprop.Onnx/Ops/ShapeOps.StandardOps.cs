@@ -65,9 +65,21 @@ internal static partial class ShapeOps
     private static UnsupportedOperatorException NoStandardForm(Node node, GraphEmitter e, string what) =>
         new(node.OpType, node.Domain, e.OpsetVersion, node.Name, $"no standard-op form: {what}");
 
-    /// <summary>SliceGrad: Slice of the iota gives the (distinct) flat indices the slice read; dY is scattered there.</summary>
-    private static string[] SliceGradStandard(GraphEmitter e, Node node) =>
-        [MovedAdjoint(e, node.Inputs[0], node.Inputs[1], iota => e.Op("Slice", [iota, .. TrimmedInputs(node, 2, 5)]), distinct: true)];
+    /// <summary>
+    /// SliceGrad: per window, Slice of the iota gives the (distinct) flat indices the slice read and dY is scattered
+    /// there; several windows are the Sum of their scatters (so overlapping windows add, on every opset).
+    /// </summary>
+    private static string[] SliceGradStandard(GraphEmitter e, Node node)
+    {
+        int windows = SliceGradWindowCount(node.Inputs.Count) ?? throw NoStandardForm(node, e, $"{node.Inputs.Count} inputs");
+        var parts = new string[windows];
+        for (int j = 0; j < windows; j++)
+        {
+            string[] args = TrimmedInputs(node, 5 * j + 2, 5 * j + 5);
+            parts[j] = MovedAdjoint(e, node.Inputs[SliceGradDyIndex(j)], node.Inputs[1], iota => e.Op("Slice", [iota, .. args]), distinct: true);
+        }
+        return [windows == 1 ? parts[0] : e.Op("Sum", parts)];
+    }
 
     /// <summary>PadGrad: constant mode is Pad(dY, -pads) (crop what was padded, zero-pad what was cropped); edge and reflect scatter-add through Pad of the iota.</summary>
     private static string[] PadGradStandard(GraphEmitter e, Node node)

@@ -204,7 +204,7 @@ internal static partial class ShapeOps
                 var result = ctx.AllocateUninitialized(x.ElementType, p.OutShape);
                 if (p.FillBlock > 0 && x.ElementType == DataType.Float) ExpandByFill(x.AsSpan<float>(), result.AsSpan<float>(), p.FillBlock);
                 else if (p.FillBlock > 0 && x.ElementType == DataType.Double) ExpandByFill(x.AsSpan<double>(), result.AsSpan<double>(), p.FillBlock);
-                else DataMovement.GatherStrided(x, result, p.OutShape, 0, p.Strides);
+                else DataMovement.GatherStrided(x, result, p.OutShape, 0, p.Strides, threads: ctx.Options.Threads);
                 ctx.SetOutput(0, result);
             });
         }, minVersion: 8)
