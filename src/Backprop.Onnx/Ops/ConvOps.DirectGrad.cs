@@ -2,6 +2,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Backprop.Onnx.Runtime;
 
 namespace Backprop.Onnx.Ops;
@@ -207,15 +208,41 @@ internal static partial class ConvOps
                     int count = Math.Min((inW - q + sw - 1) / sw, l.Wp - col);
                     if (count <= 0) continue;
                     // A strided gather, bounds checked once: q + (count − 1)·S_w < inW and col + count ≤ Wp.
-                    ref float from = ref src[q];
-                    ref float to = ref phases.Slice(b * l.Plane + col, count)[0];
-                    for (int e = 0; e < count; e++) Unsafe.Add(ref to, e) = Unsafe.Add(ref from, e * sw);
+                    var to = phases.Slice(b * l.Plane + col, count);
+                    if (sw == 2) GatherEven(xi[((c * inH + r) * inW + q)..], to);
+                    else
+                    {
+                        ref float from = ref src[q];
+                        for (int e = 0; e < to.Length; e++) Unsafe.Add(ref to[0], e) = Unsafe.Add(ref from, e * sw);
+                    }
                 }
             }
         var di = dy.AsSpan(n * s.M * outH * outW, s.M * outH * outW);
         for (int m = 0; m < s.M; m++)
             for (int r = 0; r < outH; r++)
                 di.Slice((m * outH + r) * outW, outW).CopyTo(ds.Slice(m * l.Width + r * l.Wp, outW));
+    }
+
+    /// <summary>
+    /// to[e] = from[2e] for e &lt; to.Length: 16 source floats deinterleaved per step (two 256-bit shuffles, AVX2) where
+    /// <paramref name="from"/> holds them (the odd element past the last one read is dropped), the rest one by one.
+    /// </summary>
+    private static void GatherEven(ReadOnlySpan<float> from, Span<float> to)
+    {
+        int n = to.Length, e = 0;
+        _ = from[2 * (n - 1)];
+        ref float src = ref MemoryMarshal.GetReference(from);
+        ref float dst = ref MemoryMarshal.GetReference(to);
+        if (Avx2.IsSupported)
+            for (; e + 8 <= n && 2 * e + 16 <= from.Length; e += 8)
+            {
+                var lo = Vector256.LoadUnsafe(ref src, (nuint)(2 * e));
+                var hi = Vector256.LoadUnsafe(ref src, (nuint)(2 * e + 8));
+                // shufps 0b10_00_10_00: lanes (lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6); vpermpd 0b11_01_10_00 puts the halves in order.
+                var even = Avx.Shuffle(lo, hi, 0b10_00_10_00);
+                Avx2.Permute4x64(even.AsDouble(), 0b11_01_10_00).AsSingle().StoreUnsafe(ref dst, (nuint)e);
+            }
+        for (; e < n; e++) Unsafe.Add(ref dst, e) = Unsafe.Add(ref src, 2 * e);
     }
 
     /// <summary>target[(g·Mg + co)·Rows + t] += the dot products of one batch, block by block.</summary>

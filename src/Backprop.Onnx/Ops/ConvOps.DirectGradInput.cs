@@ -193,34 +193,54 @@ internal static partial class ConvOps
                 {
                     int t0 = _offsets[l.Taps + phase], taps = _offsets[l.Taps + phase + 1] - t0;
                     if (taps == 0) continue;
-                    if (_wide512) Correlate<Vector512<float>, Float512>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, l);
-                    else Correlate<Vector256<float>, Float256>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, l);
-                    ScatterPhase(wide, s, l, phase / sw, phase % sw, target);
+                    // Only the phase's own rows: at stride 2 the phases' row ranges differ by one, and their union (17 rows of
+                    // 18 for ResNet's 32 → 16) rounded up to whole blocks computed 384 positions for 256 pixels, not 288.
+                    var (top, count) = PhaseRows(s, l, phase / sw);
+                    if (count == 0) continue;
+                    int block = 6 * (_wide512 ? Vector512<float>.Count : Vector256<float>.Count);
+                    int start = top * l.Wq, positions = (count * l.Wq + block - 1) / block * block;
+                    if (_wide512) Correlate<Vector512<float>, Float512>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, l, start, positions);
+                    else Correlate<Vector256<float>, Float256>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, l, start, positions);
+                    ScatterPhase(wide, s, l, phase / sw, phase % sw, top, target);
                 }
             }
         }
     }
 
-    /// <summary>wide[c·Positions + p] = Σ over the phase's taps t of W[·, c, t] · pad[off[t] + p], block by block.</summary>
-    private static void Correlate<TV, TO>(float[] pad, float[] packed, ReadOnlySpan<int> offsets, int t0, float[] wide, in WideInputLayout l)
+    /// <summary>
+    /// The phase rows (Y − Y0) holding pixels of phase row a: from <c>Top</c>, <c>Count</c> of them (y = y0, y0 + S_h, …
+    /// with y0 = (a − ph) mod S_h, at Y = ⌊(y + ph) / S_h⌋).
+    /// </summary>
+    private static (int Top, int Count) PhaseRows(ConvShape s, in WideInputLayout l, int a)
+    {
+        int inH = s.Input[0], sh = s.Strides[0], ph = s.PadBegin[0];
+        int y0 = ((a - ph) % sh + sh) % sh;
+        return y0 >= inH ? (0, 0) : ((y0 + ph) / sh - l.Y0, (inH - y0 + sh - 1) / sh);
+    }
+
+    /// <summary>
+    /// wide[c·Positions + p] = Σ over the phase's taps t of W[·, c, t] · pad[off[t] + first + p] for p &lt;
+    /// <paramref name="positions"/> (whole blocks), block by block.
+    /// </summary>
+    private static void Correlate<TV, TO>(float[] pad, float[] packed, ReadOnlySpan<int> offsets, int t0, float[] wide, in WideInputLayout l, int first, int positions)
         where TV : struct where TO : IFloatVector<TV>
     {
         // A last block of 1-2 channels takes the 2-channel kernel (LeNet's conv2: 6 channels as 4 + 2, not 4 + 4).
         int block = 6 * TO.Count, full = l.Channels % 4 is 1 or 2 ? l.Blocks - 1 : l.Blocks;
-        for (int p = 0; p < l.Positions; p += block)
+        for (int p = 0; p < positions; p += block)
         {
             for (int b = 0; b < full; b++)
-                Correlate4x6<TV, TO>(ref pad[p], offsets, ref packed[(b * l.Taps + t0) * 4], ref wide[b * 4 * l.Positions + p], (nuint)l.Positions);
+                Correlate4x6<TV, TO>(ref pad[first + p], offsets, ref packed[(b * l.Taps + t0) * 4], ref wide[b * 4 * l.Positions + p], (nuint)l.Positions);
             if (full < l.Blocks)
-                Correlate2x6<TV, TO>(ref pad[p], offsets, ref packed[(full * l.Taps + t0) * 4], ref wide[full * 4 * l.Positions + p], (nuint)l.Positions);
+                Correlate2x6<TV, TO>(ref pad[first + p], offsets, ref packed[(full * l.Taps + t0) * 4], ref wide[full * 4 * l.Positions + p], (nuint)l.Positions);
         }
     }
 
     /// <summary>
-    /// dX[c, y, x] = wide[c·Positions + Y·Wq + X] for the pixels of phase (a, b), (Y, X) = (⌊(y + ph) / S_h⌋ − Y0,
-    /// ⌊(x + pw) / S_w⌋ − X0).
+    /// dX[c, y, x] = wide[c·Positions + (Y − top)·Wq + X] for the pixels of phase (a, b), (Y, X) = (⌊(y + ph) / S_h⌋ − Y0,
+    /// ⌊(x + pw) / S_w⌋ − X0), the phase's rows computed from <paramref name="top"/> on.
     /// </summary>
-    private static void ScatterPhase(float[] wide, ConvShape s, in WideInputLayout l, int a, int b, Span<float> target)
+    private static void ScatterPhase(float[] wide, ConvShape s, in WideInputLayout l, int a, int b, int top, Span<float> target)
     {
         int inH = s.Input[0], inW = s.Input[1], sh = s.Strides[0], sw = s.Strides[1], ph = s.PadBegin[0], pw = s.PadBegin[1];
         int y0 = ((a - ph) % sh + sh) % sh, x0 = ((b - pw) % sw + sw) % sw;
@@ -230,7 +250,7 @@ internal static partial class ConvOps
             for (int y = y0; y < inH; y += sh)
             {
                 var dst = target.Slice((c * inH + y) * inW, inW);
-                var src = wide.AsSpan(c * l.Positions + ((y + ph) / sh - l.Y0) * l.Wq + xStart, count);
+                var src = wide.AsSpan(c * l.Positions + ((y + ph) / sh - l.Y0 - top) * l.Wq + xStart, count);
                 if (sw == 1)
                 {
                     src.CopyTo(dst);
