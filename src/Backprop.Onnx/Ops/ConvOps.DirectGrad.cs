@@ -25,6 +25,9 @@ internal static partial class ConvOps
     /// <summary>Floats of padded X and wide dY per batch of images (384 KiB, within a Zen 4 core's 1 MiB L2; 192 KiB ran 2-7% slower: more horizontal sums per image).</summary>
     private const int DirectGradBatchFloats = 96 * 1024;
 
+    /// <summary>Largest column stride <see cref="WeightGradDirect"/> takes (its per-phase column table lives on the stack).</summary>
+    private const int MaxDirectGradStride = 16;
+
     /// <summary>
     /// The wide layout of one convolution's weight gradient; see the type summary. Strides S > 1 split each padded plane
     /// into S_h·S_w phase planes, phase (a, b) holding padded pixels (S_h·R + a, S_w·C + b) at (R, C): tap (i, j) then reads
@@ -79,6 +82,7 @@ internal static partial class ConvOps
     {
         if (s.Input.Length != 2 || s.N < 1 || s.C < 1 || s.M < 1 || s.Output[0] < 1 || s.Output[1] < 1) return false;
         if (!Vector512.IsHardwareAccelerated && !Vector256.IsHardwareAccelerated) return false;
+        if (s.Strides[1] > MaxDirectGradStride) return false;
         // A kernel narrower than its stride reads only some phases (1×1/2: one of four): the GEMM path is faster there
         // (ResNet's 1×1/2 shortcut: 0.23 ms against 0.78 ms spreading every phase).
         if ((s.Kernel[0] - 1) * s.Dilations[0] + 1 < s.Strides[0] || (s.Kernel[1] - 1) * s.Dilations[1] + 1 < s.Strides[1]) return false;
@@ -188,39 +192,59 @@ internal static partial class ConvOps
         int inH = s.Input[0], inW = s.Input[1], outH = s.Output[0], outW = s.Output[1], ph = s.PadBegin[0], pw = s.PadBegin[1];
         int sh = s.Strides[0], sw = s.Strides[1];
         var xi = x.AsSpan(n * s.C * inH * inW, s.C * inH * inW);
+        // Rows at most Hp; the phase row (pr mod S_h, pr / S_h) of padded row pr = r + ph is stepped, not divided (two
+        // integer divisions per 32-float row had cost more than the copy). Column phase b of a padded row starts at input
+        // column q = (b − pw) mod S_w and column col = (q + pw) / S_w of its plane, count of them.
+        int rows = Math.Min(inH, l.Hp * sh - ph);
+        Span<int> q = stackalloc int[MaxDirectGradStride], col = stackalloc int[MaxDirectGradStride], count = stackalloc int[MaxDirectGradStride];
+        for (int b = 0; b < sw; b++)
+        {
+            q[b] = ((b - pw) % sw + sw) % sw;
+            col[b] = (q[b] + pw) / sw;
+            count[b] = Math.Min((inW - q[b] + sw - 1) / sw, l.Wp - col[b]);
+        }
+        if (sh == 1 && sw == 1)
+        {
+            // Stride 1: one plane per channel, row r at padded row r + ph.
+            int width = count[0], plane = l.Plane, wp = l.Wp;
+            if (width > 0)
+                for (int c = 0; c < s.C; c++)
+                    for (int r = 0; r < rows; r++)
+                        CopyShort(xi.Slice((c * inH + r) * inW, width), xs.Slice(c * plane + (r + ph) * wp + pw, width));
+        }
+        else
         for (int c = 0; c < s.C; c++)
-            for (int r = 0; r < inH; r++)
+        {
+            int a = ph % sh, row = ph / sh;
+            for (int r = 0; r < rows; r++)
             {
-                int pr = r + ph, row = pr / sh;
-                if (row >= l.Hp) break;
                 var src = xi.Slice((c * inH + r) * inW, inW);
-                var phases = xs.Slice((c * l.Phases + pr % sh * sw) * l.Plane + row * l.Wp);
+                var phases = xs.Slice((c * l.Phases + a * sw) * l.Plane + row * l.Wp);
+                if (++a == sh) (a, row) = (0, row + 1);
                 if (sw == 1)
                 {
-                    int count = Math.Min(inW, l.Wp - pw);
-                    if (count > 0) src[..count].CopyTo(phases.Slice(pw, count));
+                    if (count[0] > 0) CopyShort(src[..count[0]], phases.Slice(pw, count[0]));
                     continue;
                 }
-                // Padded column pc = q + pw lands in phase pc mod S_w at column pc / S_w.
                 for (int b = 0; b < sw; b++)
                 {
-                    int q = ((b - pw) % sw + sw) % sw, col = (q + pw) / sw;
-                    int count = Math.Min((inW - q + sw - 1) / sw, l.Wp - col);
-                    if (count <= 0) continue;
-                    // A strided gather, bounds checked once: q + (count − 1)·S_w < inW and col + count ≤ Wp.
-                    var to = phases.Slice(b * l.Plane + col, count);
-                    if (sw == 2) GatherEven(xi[((c * inH + r) * inW + q)..], to);
+                    if (count[b] <= 0) continue;
+                    // A strided gather: q + (count − 1)·S_w < inW and col + count ≤ Wp.
+                    var to = phases.Slice(b * l.Plane + col[b], count[b]);
+                    if (sw == 2) GatherEven(xi[((c * inH + r) * inW + q[b])..], to);
                     else
                     {
-                        ref float from = ref src[q];
+                        _ = src[q[b] + (count[b] - 1) * sw];
+                        ref float from = ref src[q[b]];
                         for (int e = 0; e < to.Length; e++) Unsafe.Add(ref to[0], e) = Unsafe.Add(ref from, e * sw);
                     }
                 }
             }
+        }
         var di = dy.AsSpan(n * s.M * outH * outW, s.M * outH * outW);
         for (int m = 0; m < s.M; m++)
             for (int r = 0; r < outH; r++)
-                di.Slice((m * outH + r) * outW, outW).CopyTo(ds.Slice(m * l.Width + r * l.Wp, outW));
+                CopyShort(di.Slice((m * outH + r) * outW, outW), ds.Slice(m * l.Width + r * l.Wp, outW));
     }
 
     /// <summary>

@@ -185,7 +185,7 @@ internal static partial class ConvOps
                 if (rows > 0 && cols > 0)
                     for (int co = 0; co < s.M; co++)
                         for (int r = 0; r < rows; r++)
-                            image.Slice((co * outH + r) * outW, cols).CopyTo(pad.AsSpan((co * l.Hq + r + l.Top) * l.Wq + l.Left, cols));
+                            CopyShort(image.Slice((co * outH + r) * outW, cols), pad.AsSpan((co * l.Hq + r + l.Top) * l.Wq + l.Left, cols));
                 var target = _dx.AsSpan(n * s.C * inH * inW, s.C * inH * inW);
                 // Phases no tap feeds (1×1/2: three of four) are zero: one vectorised clear, not strided writes.
                 if (_anyEmptyPhase) target.Clear();
@@ -253,7 +253,7 @@ internal static partial class ConvOps
                 var src = wide.AsSpan(c * l.Positions + ((y + ph) / sh - l.Y0 - top) * l.Wq + xStart, count);
                 if (sw == 1)
                 {
-                    src.CopyTo(dst);
+                    CopyShort(src, dst);
                     continue;
                 }
                 // A strided scatter, bounds checked once: x0 + (count − 1)·S_w < inW.

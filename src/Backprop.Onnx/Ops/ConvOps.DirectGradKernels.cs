@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace Backprop.Onnx.Ops;
@@ -79,6 +80,29 @@ internal static partial class ConvOps
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Store(Vector256<float> v, ref float destination, nuint offset) => v.StoreUnsafe(ref destination, offset);
+    }
+
+    /// <summary>
+    /// to[..from.Length] = from for the short rows the gradient kernels copy (16-34 floats): inlined vector moves, the last
+    /// one overlapping, where Span.CopyTo's call into memmove cost more than the copy (W3's dW spread: 19% of dW).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyShort(ReadOnlySpan<float> from, Span<float> to)
+    {
+        int n = from.Length;
+        if (to.Length < n) throw new ArgumentException("The destination is shorter than the source.", nameof(to));
+        ref float src = ref MemoryMarshal.GetReference(from);
+        ref float dst = ref MemoryMarshal.GetReference(to);
+        if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            int i = 0;
+            if (Vector512.IsHardwareAccelerated)
+                for (; i + 16 <= n; i += 16) Vector512.LoadUnsafe(ref src, (nuint)i).StoreUnsafe(ref dst, (nuint)i);
+            for (; i + 8 <= n; i += 8) Vector256.LoadUnsafe(ref src, (nuint)i).StoreUnsafe(ref dst, (nuint)i);
+            if (i < n) Vector256.LoadUnsafe(ref src, (nuint)(n - 8)).StoreUnsafe(ref dst, (nuint)(n - 8));
+            return;
+        }
+        for (int i = 0; i < n; i++) Unsafe.Add(ref dst, i) = Unsafe.Add(ref src, i);
     }
 
     /// <summary>
