@@ -201,7 +201,8 @@ internal static partial class ConvOps
                     var (top, count) = PhaseRows(s, l, a);
                     if (count == 0) continue;
                     int start = top * l.Wq, positions = (count * l.Wq + block - 1) / block * block;
-                    bool pair = sw == 2 && inW >= 2 && Taps(a * sw) > 0 && Taps(a * sw + 1) > 0;
+                    // Column stride 2: both column phases interleaved into whole rows, a phase without taps as zeros (1×1/2).
+                    bool pair = sw == 2 && inW >= 2;
                     for (int b = 0; b < sw; b++)
                     {
                         int phase = a * sw + b, t0 = _offsets[l.Taps + phase], taps = Taps(phase);
@@ -211,7 +212,7 @@ internal static partial class ConvOps
                         else Correlate<Vector256<float>, Float256>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, at, l, start, positions);
                         if (!pair) ScatterPhase(wide, s, l, a, b, target);
                     }
-                    if (pair) ScatterPhasePair(wide, phaseFloats, s, l, a, target);
+                    if (pair && (Taps(a * sw) > 0 || Taps(a * sw + 1) > 0)) ScatterPhasePair(wide, phaseFloats, s, l, a, Taps(a * sw) > 0, Taps(a * sw + 1) > 0, target);
                 }
             }
         }
@@ -279,9 +280,9 @@ internal static partial class ConvOps
     /// <see cref="ScatterPhase"/> for both column phases of phase row a at column stride 2 (phase b's wide rows at
     /// b·<paramref name="phaseFloats"/>): the phase holding even columns x = 2e (E) and the one holding odd columns (O) are
     /// interleaved, eight pairs per step (AVX unpack and 128-bit lane permute), into whole dX rows instead of two strided
-    /// scalar scatters.
+    /// scalar scatters. A column phase no tap feeds (<paramref name="has0"/>, <paramref name="has1"/> false) is zero.
     /// </summary>
-    private static void ScatterPhasePair(float[] wide, int phaseFloats, ConvShape s, in WideInputLayout l, int a, Span<float> target)
+    private static void ScatterPhasePair(float[] wide, int phaseFloats, ConvShape s, in WideInputLayout l, int a, bool has0, bool has1, Span<float> target)
     {
         int inH = s.Input[0], inW = s.Input[1], sh = s.Strides[0], ph = s.PadBegin[0], pw = s.PadBegin[1];
         int y0 = ((a - ph) % sh + sh) % sh;
@@ -289,6 +290,7 @@ internal static partial class ConvOps
         int evenB = pw % 2, oddB = (1 + pw) % 2;
         int evenAt = evenB * phaseFloats + pw / 2 - l.X0, oddAt = oddB * phaseFloats + (1 + pw) / 2 - l.X0;
         int pairs = inW / 2, vectorPairs = Avx.IsSupported ? pairs / 8 * 8 : 0;
+        bool hasEven = evenB == 0 ? has0 : has1, hasOdd = oddB == 0 ? has0 : has1;
         for (int c = 0; c < s.C; c++)
             for (int y = y0, k = 0; y < inH; y += sh, k++)
             {
@@ -302,8 +304,8 @@ internal static partial class ConvOps
                 int e = 0;
                 for (; e < vectorPairs; e += 8)
                 {
-                    var ev = Vector256.LoadUnsafe(ref e0, (nuint)e);
-                    var ov = Vector256.LoadUnsafe(ref o0, (nuint)e);
+                    var ev = hasEven ? Vector256.LoadUnsafe(ref e0, (nuint)e) : Vector256<float>.Zero;
+                    var ov = hasOdd ? Vector256.LoadUnsafe(ref o0, (nuint)e) : Vector256<float>.Zero;
                     // (e0 o0 e1 o1 | e4 o4 e5 o5) and (e2 o2 e3 o3 | e6 o6 e7 o7), then their low and high 128-bit halves.
                     var lo = Avx.UnpackLow(ev, ov);
                     var hi = Avx.UnpackHigh(ev, ov);
@@ -312,10 +314,10 @@ internal static partial class ConvOps
                 }
                 for (; e < pairs; e++)
                 {
-                    dst[2 * e] = even[e];
-                    dst[2 * e + 1] = odd[e];
+                    dst[2 * e] = hasEven ? even[e] : 0;
+                    dst[2 * e + 1] = hasOdd ? odd[e] : 0;
                 }
-                if (inW % 2 == 1) dst[inW - 1] = even[pairs];
+                if (inW % 2 == 1) dst[inW - 1] = hasEven ? even[pairs] : 0;
             }
     }
 }
