@@ -106,6 +106,44 @@ internal static partial class ConvOps
     }
 
     /// <summary>
+    /// <see cref="CopyShort"/> adding v − v of every value copied to <paramref name="check"/> (0 for finite values, NaN
+    /// otherwise: the weight gradient's finiteness check of X, made while X is copied anyway).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyChecked(ReadOnlySpan<float> from, Span<float> to, ref Vector256<float> check)
+    {
+        int n = from.Length;
+        if (to.Length < n) throw new ArgumentException("The destination is shorter than the source.", nameof(to));
+        ref float src = ref MemoryMarshal.GetReference(from);
+        ref float dst = ref MemoryMarshal.GetReference(to);
+        if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            var acc = check;
+            int i = 0;
+            for (; i + 8 <= n; i += 8)
+            {
+                var v = Vector256.LoadUnsafe(ref src, (nuint)i);
+                v.StoreUnsafe(ref dst, (nuint)i);
+                acc += v - v;
+            }
+            if (i < n)
+            {
+                var v = Vector256.LoadUnsafe(ref src, (nuint)(n - 8));
+                v.StoreUnsafe(ref dst, (nuint)(n - 8));
+                acc += v - v;
+            }
+            check = acc;
+            return;
+        }
+        for (int i = 0; i < n; i++)
+        {
+            float v = Unsafe.Add(ref src, i);
+            Unsafe.Add(ref dst, i) = v;
+            check += Vector256.CreateScalar(v - v);
+        }
+    }
+
+    /// <summary>
     /// sums[a·ld + t] += Σ over images b &lt; <paramref name="images"/>, positions p &lt; <paramref name="length"/> of
     /// dy[b·dyImage + a·ldy + p] · x[b·xImage + off[t] + p], for a &lt; 4 and t &lt; 6. <paramref name="length"/> is a
     /// multiple of the vector width, and the caller sized both buffers for every read.

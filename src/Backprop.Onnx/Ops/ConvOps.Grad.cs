@@ -105,9 +105,14 @@ internal static partial class ConvOps
 
         if (dw is not null)
         {
-            if (direct && typeof(T) == typeof(float) && UseDirectWeightGrad(s) && FiniteCheck.All<T>(x.AsSpan(0, s.N * s.C * Product(s.Input))))
-                WeightGradDirect((float[])(object)dy, (float[])(object)x, (float[])(object)dw, s, threads);
-            else WeightGradGeneral(dy, x, dw, s, threads);
+            // The direct path checks X while it spreads it and declines a non-finite one (dW is then cleared: the general
+            // path accumulates).
+            bool done = direct && typeof(T) == typeof(float) && UseDirectWeightGrad(s) && WeightGradDirect((float[])(object)dy, (float[])(object)x, (float[])(object)dw, s, threads);
+            if (!done)
+            {
+                dw.AsSpan(0, s.M * rows).Clear();
+                WeightGradGeneral(dy, x, dw, s, threads);
+            }
         }
 
         if (db is not null) BiasGrad(dy, db, s);

@@ -94,5 +94,39 @@ public sealed class ConvGradStrideTests
             Assert.AreEqual(double.IsNaN(rx[i]), float.IsNaN(dx[i]), $"dX[{i}] = {dx[i]}, expected {rx[i]}");
     }
 
+    [TestMethod]
+    [DataRow(1, 0)]
+    [DataRow(1, 2)]
+    [DataRow(2, 2)]
+    [DataRow(2, 1)]
+    public void NonFiniteInputFallsBackToTheExactWeightPath(int stride, int image)
+    {
+        // The direct dW checks X while spreading it (vector rows, stride-2 deinterleaves, scalar tails); a NaN or ∞ in any
+        // image, on either thread's part, must hand dW to the exact path: 0·∞ in the wide dropped columns would be NaN.
+        var s = ConvGradDirectTests.Shape(3, 4, 8, 1, 20, 21, 3, 3, stride, 1, 1, 1, 1, 1);
+        var random = new Random(11 + image);
+        var x = Values(random, 3 * 4 * 20 * 21);
+        var w = Values(random, 8 * 4 * 9);
+        var dy = Values(random, 3 * 8 * s.Output[0] * s.Output[1]);
+        foreach (float bad in new[] { float.PositiveInfinity, float.NaN })
+            foreach (int at in new[] { 0, 20, 20 * 21 - 1, 2 * 20 * 21 + 7 * 21 + 19 })
+            {
+                var xb = (float[])x.Clone();
+                xb[image * 4 * 20 * 21 + at] = bad;
+                var (_, rw, _) = ConvGradDirectTests.Reference(s, [.. dy.Select(v => (double)v)], [.. xb.Select(v => (double)v)], [.. w.Select(v => (double)v)]);
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    var dw = new float[w.Length];
+                    ConvOps.ConvBackward(dy, xb, w, null, dw, null, s, threads);
+                    for (int i = 0; i < rw.Length; i++)
+                    {
+                        string what = $"dW[{i}] = {dw[i]}, expected {rw[i]} ({bad} at {at} of image {image}, threads {threads})";
+                        if (double.IsFinite(rw[i])) Assert.AreEqual(rw[i], dw[i], 1e-4 * (1 + Math.Abs(rw[i])), what);
+                        else Assert.AreEqual(double.IsNaN(rw[i]), float.IsNaN(dw[i]), what);
+                    }
+                }
+            }
+    }
+
     private static float[] Values(Random random, int count) => [.. Enumerable.Range(0, count).Select(_ => (float)(random.NextDouble() - 0.5))];
 }
