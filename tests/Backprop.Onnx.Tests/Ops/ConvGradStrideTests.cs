@@ -1,4 +1,7 @@
+using Backprop.Onnx.IR;
 using Backprop.Onnx.Ops;
+using Backprop.Onnx.Runtime;
+using Backprop.Onnx.Tests.Support;
 
 namespace Backprop.Onnx.Tests.Ops;
 
@@ -126,6 +129,34 @@ public sealed class ConvGradStrideTests
                     }
                 }
             }
+    }
+
+    [TestMethod]
+    [DataRow(1, 3, 1)]
+    [DataRow(2, 3, 1)]
+    [DataRow(2, 1, 0)]
+    [DataRow(1, 3, 2)]
+    public void ConvGradKernelWritesEveryInputGradientElement(int stride, int k, int pad)
+    {
+        // The direct dX path takes an uninitialised pooled buffer (debug builds fill it with NaN): run the kernel through
+        // a plan several times, as training does, and check every element against the definition.
+        var s = ConvGradDirectTests.Shape(2, 4, 8, 1, 18, 17, k, k, stride, pad, pad, pad, pad, 1);
+        var random = new Random(stride * 10 + k);
+        var x = Values(random, 2 * 4 * 18 * 17);
+        var w = Values(random, 8 * 4 * k * k);
+        var dy = Values(random, 2 * 8 * s.Output[0] * s.Output[1]);
+        var (rx, rw, _) = ConvGradDirectTests.Reference(s, [.. dy.Select(v => (double)v)], [.. x.Select(v => (double)v)], [.. w.Select(v => (double)v)]);
+        var inputs = new OnnxTensor?[] { OnnxTensor.FromArray(dy, 2, 8, s.Output[0], s.Output[1]), OnnxTensor.FromArray(x, 2, 4, 18, 17), OnnxTensor.FromArray(w, 8, 4, k, k) };
+        var model = SingleNode.Model("ConvGrad", inputs, 2, 17, "ai.backprop",
+            OnnxAttribute.FromInts("kernel_shape", k, k), OnnxAttribute.FromInts("strides", stride, stride), OnnxAttribute.FromInts("pads", pad, pad, pad, pad));
+        var plan = ExecutionPlan.Compile(model, new ExecutionOptions { Threads = 2 });
+        var feeds = new Dictionary<string, OnnxTensor> { ["x0"] = inputs[0]!, ["x1"] = inputs[1]!, ["x2"] = inputs[2]! };
+        for (int run = 0; run < 3; run++)
+        {
+            var outs = plan.Run(feeds);
+            ConvGradDirectTests.AssertClose(rx, outs["y0"].ToArray<float>(), $"dX run {run}");
+            ConvGradDirectTests.AssertClose(rw, outs["y1"].ToArray<float>(), $"dW run {run}");
+        }
     }
 
     private static float[] Values(Random random, int count) => [.. Enumerable.Range(0, count).Select(_ => (float)(random.NextDouble() - 0.5))];
