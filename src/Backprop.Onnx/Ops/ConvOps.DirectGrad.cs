@@ -237,13 +237,20 @@ internal static partial class ConvOps
                     if (count[0] > 0) CopyChecked(src[..count[0]], phases.Slice(pw, count[0]), ref check);
                     continue;
                 }
+                if (sw == 2)
+                {
+                    // Even input columns (q = 0) go to column phase pw mod 2, odd ones to the other, in one pass over the row.
+                    int be = pw % 2, bo = 1 - be;
+                    var even = count[be] > 0 ? phases.Slice(be * l.Plane + col[be], count[be]) : Span<float>.Empty;
+                    var odd = count[bo] > 0 ? phases.Slice(bo * l.Plane + col[bo], count[bo]) : Span<float>.Empty;
+                    Deinterleave(src, even, odd, ref check);
+                    continue;
+                }
                 for (int b = 0; b < sw; b++)
                 {
                     if (count[b] <= 0) continue;
                     // A strided gather: q + (count − 1)·S_w < inW and col + count ≤ Wp.
                     var to = phases.Slice(b * l.Plane + col[b], count[b]);
-                    if (sw == 2) GatherEven(xi[((c * inH + r) * inW + q[b])..], to, ref check);
-                    else
                     {
                         _ = src[q[b] + (count[b] - 1) * sw];
                         ref float from = ref src[q[b]];
@@ -264,32 +271,42 @@ internal static partial class ConvOps
     }
 
     /// <summary>
-    /// to[e] = from[2e] for e &lt; to.Length, adding v − v of every value copied to <paramref name="check"/>: 16 source floats deinterleaved per step (two 256-bit shuffles, AVX2) where
-    /// <paramref name="from"/> holds them (the odd element past the last one read is dropped), the rest one by one.
+    /// even[e] = row[2e], odd[e] = row[2e + 1] (the two column phases of one input row at column stride 2), adding v − v of
+    /// every value copied to <paramref name="check"/>: 16 floats deinterleaved per step (two 256-bit shuffles and two
+    /// lane permutes, AVX2), the rest one by one.
     /// </summary>
-    private static void GatherEven(ReadOnlySpan<float> from, Span<float> to, ref Vector256<float> check)
+    private static void Deinterleave(ReadOnlySpan<float> row, Span<float> even, Span<float> odd, ref Vector256<float> check)
     {
-        int n = to.Length, e = 0;
-        _ = from[2 * (n - 1)];
-        ref float src = ref MemoryMarshal.GetReference(from);
-        ref float dst = ref MemoryMarshal.GetReference(to);
+        if (2 * even.Length > row.Length + 1 || 2 * odd.Length > row.Length) throw new ArgumentException("The phases are longer than the row.", nameof(row));
+        int n = Math.Min(even.Length, odd.Length), e = 0;
+        ref float src = ref MemoryMarshal.GetReference(row);
+        var acc = check;
         if (Avx2.IsSupported)
-            for (; e + 8 <= n && 2 * e + 16 <= from.Length; e += 8)
+            for (; e + 8 <= n && 2 * e + 16 <= row.Length; e += 8)
             {
                 var lo = Vector256.LoadUnsafe(ref src, (nuint)(2 * e));
                 var hi = Vector256.LoadUnsafe(ref src, (nuint)(2 * e + 8));
-                // shufps 0b10_00_10_00: lanes (lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6); vpermpd 0b11_01_10_00 puts the halves in order.
-                var even = Avx.Shuffle(lo, hi, 0b10_00_10_00);
-                var v = Avx2.Permute4x64(even.AsDouble(), 0b11_01_10_00).AsSingle();
-                v.StoreUnsafe(ref dst, (nuint)e);
-                check += v - v;
+                // shufps picks lanes (lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6) (0b10_00_10_00) or the odd ones (0b11_01_11_01);
+                // vpermpd 0b11_01_10_00 puts the 64-bit pairs in order.
+                var ev = Avx2.Permute4x64(Avx.Shuffle(lo, hi, 0b10_00_10_00).AsDouble(), 0b11_01_10_00).AsSingle();
+                var od = Avx2.Permute4x64(Avx.Shuffle(lo, hi, 0b11_01_11_01).AsDouble(), 0b11_01_10_00).AsSingle();
+                ev.StoreUnsafe(ref MemoryMarshal.GetReference(even), (nuint)e);
+                od.StoreUnsafe(ref MemoryMarshal.GetReference(odd), (nuint)e);
+                acc += (ev - ev) + (od - od);
             }
-        for (; e < n; e++)
+        for (int k = e; k < even.Length; k++)
         {
-            float v = Unsafe.Add(ref src, 2 * e);
-            Unsafe.Add(ref dst, e) = v;
-            check += Vector256.CreateScalar(v - v);
+            float v = row[2 * k];
+            even[k] = v;
+            acc += Vector256.CreateScalar(v - v);
         }
+        for (int k = e; k < odd.Length; k++)
+        {
+            float v = row[2 * k + 1];
+            odd[k] = v;
+            acc += Vector256.CreateScalar(v - v);
+        }
+        check = acc;
     }
 
     /// <summary>target[(g·Mg + co)·Rows + t] += the dot products of one batch, block by block.</summary>
