@@ -13,8 +13,8 @@ namespace Backprop.Onnx.Ops;
 /// dW[co, ci, i, j] = Σₙ Σₚ dY_wide[n, co, p] · X_pad[n, ci, p + i·dh·Wp + j·dw]
 /// over the "wide" positions p = r·Wp + q of the zero-padded Hp × Wp plane (as in <see cref="Im2ColWide{T}"/>): dY is
 /// spread into rows of length Wp with zeros in the Wp − outW dropped columns, so every tap (ci, i, j) is one shifted,
-/// contiguous window of X_pad and no column matrix is built. A zero dY column times a finite X adds nothing; the caller
-/// checks that X is finite (0·∞ would be NaN). Register blocks of 4 output channels × 6 taps accumulate over the
+/// contiguous window of X_pad and no column matrix is built. A zero dY column times a finite X adds nothing; X is checked
+/// while it is spread and a non-finite one declined (0·∞ would be NaN). Register blocks of 4 output channels × 6 taps accumulate over the
 /// positions of a batch of images (<see cref="Dot4x6{TV, TO}"/>), then add into the thread's partial dW.
 /// Images are split into one contiguous range per thread, each summed in image order into its own partial, the
 /// partials then added in thread order: deterministic for a given thread count. Strides go through phase planes; see
@@ -77,7 +77,7 @@ internal static partial class ConvOps
         public int Batch { get; }
     }
 
-    /// <summary>Whether <see cref="WeightGradDirect"/> applies (it also needs a finite X, which the caller checks).</summary>
+    /// <summary>Whether <see cref="WeightGradDirect"/> applies (it also needs a finite X, which it checks itself).</summary>
     internal static bool UseDirectWeightGrad(ConvShape s)
     {
         if (s.Input.Length != 2 || s.N < 1 || s.C < 1 || s.M < 1 || s.Output[0] < 1 || s.Output[1] < 1) return false;

@@ -93,9 +93,9 @@ internal static partial class NormalizationOps
     }
 
     /// <summary>
-    /// One BatchNormalizationGrad call, channel by channel: (training mode) the batch statistics as the forward pass
-    /// computed them, then Σ dY and Σ dY·(X − μ) in one pass, then dX = A·dY + B + C·(X − μ) in one pass, while the
-    /// channel's slices of X and dY sit in the core's L2. Arguments travel in a job object reused per thread.
+    /// One BatchNormalizationGrad call, channel by channel: (training mode) the batch statistics, Σ dY and Σ dY·(X − μ)
+    /// in one pass over the channel's image slices (<see cref="TrainingSums"/>), then dX = A·dY + B + C·(X − μ) in a
+    /// second. Arguments travel in a job object reused per thread.
     /// </summary>
     private sealed class BatchNormGradJob<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -179,6 +179,7 @@ internal static partial class NormalizationOps
                 BatchNormInputGrad(dy is null ? default : dy.AsSpan(at, s), xs.AsSpan(at, s), mu, a, b, cc, dx.AsSpan(at, s));
             }
         }
+
         /// <summary>
         /// Training mode: the batch mean μ (Σ X / M, as the forward pass computes it), the batch variance, Σ dY and
         /// Σ dY·(X − μ) of one channel, reading each image's slice of X and dY once (a slice stays in L1 between its two
