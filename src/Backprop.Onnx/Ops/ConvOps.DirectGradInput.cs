@@ -208,8 +208,8 @@ internal static partial class ConvOps
                         int phase = a * sw + b, t0 = _offsets[l.Taps + phase], taps = Taps(phase);
                         if (taps == 0) continue;
                         int at = pair ? b * phaseFloats : 0;
-                        if (_wide512) Correlate<Vector512<float>, Float512>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, at, l, start, positions);
-                        else Correlate<Vector256<float>, Float256>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, at, l, start, positions);
+                        if (_wide512) Correlate<Vector512<float>, Float512>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, at, l, start, positions, count * l.Wq);
+                        else Correlate<Vector256<float>, Float256>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, at, l, start, positions, count * l.Wq);
                         if (!pair) ScatterPhase(wide, s, l, a, b, target);
                     }
                     if (pair && (Taps(a * sw) > 0 || Taps(a * sw + 1) > 0)) ScatterPhasePair(wide, phaseFloats, s, l, a, Taps(a * sw) > 0, Taps(a * sw + 1) > 0, target);
@@ -234,15 +234,23 @@ internal static partial class ConvOps
 
     /// <summary>
     /// wide[at + c·Positions + p] = Σ over the phase's taps t of W[·, c, t] · pad[off[t] + first + p] for p &lt;
-    /// <paramref name="positions"/> (whole blocks), block by block.
+    /// <paramref name="needed"/> (at most <paramref name="positions"/>, whole blocks), block by block.
     /// </summary>
-    private static void Correlate<TV, TO>(float[] pad, float[] packed, ReadOnlySpan<int> offsets, int t0, float[] wide, int at, in WideInputLayout l, int first, int positions)
+    private static void Correlate<TV, TO>(float[] pad, float[] packed, ReadOnlySpan<int> offsets, int t0, float[] wide, int at, in WideInputLayout l, int first, int positions, int needed)
         where TV : struct where TO : IFloatVector<TV>
     {
         // A last block of 1-2 channels takes the 2-channel kernel (LeNet's conv2: 6 channels as 4 + 2, not 4 + 4).
         int block = 6 * TO.Count, full = l.Channels % 4 is 1 or 2 ? l.Blocks - 1 : l.Blocks;
         for (int p = 0; p < positions; p += block)
         {
+            // A last block with at most two vectors of needed positions takes the 2-vector kernel (ResNet 3×3/1 on 32×32:
+            // 32 rows of 34 are 11 blocks of 96 and 32 positions, not 12 blocks).
+            if (needed - p <= 2 * TO.Count && full == l.Blocks)
+            {
+                for (int b = 0; b < full; b++)
+                    Correlate4x2<TV, TO>(ref pad[first + p], offsets, ref packed[(b * l.Taps + t0) * 4], ref wide[at + b * 4 * l.Positions + p], (nuint)l.Positions);
+                break;
+            }
             for (int b = 0; b < full; b++)
                 Correlate4x6<TV, TO>(ref pad[first + p], offsets, ref packed[(b * l.Taps + t0) * 4], ref wide[at + b * 4 * l.Positions + p], (nuint)l.Positions);
             if (full < l.Blocks)

@@ -290,6 +290,32 @@ internal static partial class ConvOps
     }
 
     /// <summary>
+    /// <see cref="Correlate4x6{TV, TO}"/> for a last block of at most two vectors of positions: dst[k·ld + v·L + lane] =
+    /// Σ_t w[4t + k] · src[off[t] + v·L + lane] for 4 channels k and 2 vectors v, 8 accumulators.
+    /// </summary>
+    private static void Correlate4x2<TV, TO>(ref float src, ReadOnlySpan<int> off, ref float w, ref float dst, nuint ld)
+        where TV : struct where TO : IFloatVector<TV>
+    {
+        TV a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default;
+        nuint c = (nuint)TO.Count;
+        for (int t = 0; t < off.Length; t++)
+        {
+            ref float x = ref Unsafe.Add(ref src, off[t]);
+            ref float wt = ref Unsafe.Add(ref w, 4 * t);
+            TV b0 = TO.Broadcast(wt), b1 = TO.Broadcast(Unsafe.Add(ref wt, 1)), b2 = TO.Broadcast(Unsafe.Add(ref wt, 2)), b3 = TO.Broadcast(Unsafe.Add(ref wt, 3));
+            TV v = TO.Load(ref x, 0);
+            a00 = TO.MultiplyAdd(b0, v, a00); a10 = TO.MultiplyAdd(b1, v, a10); a20 = TO.MultiplyAdd(b2, v, a20); a30 = TO.MultiplyAdd(b3, v, a30);
+            v = TO.Load(ref x, c);
+            a01 = TO.MultiplyAdd(b0, v, a01); a11 = TO.MultiplyAdd(b1, v, a11); a21 = TO.MultiplyAdd(b2, v, a21); a31 = TO.MultiplyAdd(b3, v, a31);
+        }
+        nuint l2 = 2 * ld, l3 = 3 * ld;
+        TO.Store(a00, ref dst, 0); TO.Store(a01, ref dst, c);
+        TO.Store(a10, ref dst, ld); TO.Store(a11, ref dst, ld + c);
+        TO.Store(a20, ref dst, l2); TO.Store(a21, ref dst, l2 + c);
+        TO.Store(a30, ref dst, l3); TO.Store(a31, ref dst, l3 + c);
+    }
+
+    /// <summary>
     /// <see cref="Correlate4x6{TV, TO}"/> for the last 1-2 channels of C (reading the first two weights of each packed
     /// quadruple): dst[k·ld + v·L + lane] = Σ_t w[4t + k] · src[off[t] + v·L + lane] for k &lt; 2, 12 accumulators.
     /// </summary>
