@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Backprop.Onnx.Runtime;
 
 namespace Backprop.Onnx.Ops;
@@ -176,7 +178,9 @@ internal static partial class ConvOps
             int inH = s.Input[0], inW = s.Input[1], outH = s.Output[0], outW = s.Output[1], sh = s.Strides[0], sw = s.Strides[1];
             int rows = Math.Min(outH, l.Hq - l.Top), cols = Math.Min(outW, l.Wq - l.Left);
             float[] pad = GradScratch.Get(ref GradScratch.Pad, l.PadLength);
-            float[] wide = GradScratch.Get(ref GradScratch.Wide, l.Blocks * 4 * l.Positions);
+            // At column stride 2 both column phases of a phase row are kept, then written to dX interleaved.
+            int phaseFloats = l.Blocks * 4 * l.Positions;
+            float[] wide = GradScratch.Get(ref GradScratch.Wide, phaseFloats * (sw == 2 ? 2 : 1));
             // The padding and the tail stay zero; each image overwrites only the interior.
             pad.AsSpan(0, l.PadLength).Clear();
             for (int n = first; n < end; n++)
@@ -185,40 +189,78 @@ internal static partial class ConvOps
                 if (rows > 0 && cols > 0)
                     for (int co = 0; co < s.M; co++)
                         for (int r = 0; r < rows; r++)
-                            image.Slice((co * outH + r) * outW, cols).CopyTo(pad.AsSpan((co * l.Hq + r + l.Top) * l.Wq + l.Left, cols));
+                            CopyShort(image.Slice((co * outH + r) * outW, cols), pad.AsSpan((co * l.Hq + r + l.Top) * l.Wq + l.Left, cols));
                 var target = _dx.AsSpan(n * s.C * inH * inW, s.C * inH * inW);
                 // Phases no tap feeds (1×1/2: three of four) are zero: one vectorised clear, not strided writes.
                 if (_anyEmptyPhase) target.Clear();
-                for (int phase = 0; phase < sh * sw; phase++)
+                int block = 6 * (_wide512 ? Vector512<float>.Count : Vector256<float>.Count);
+                for (int a = 0; a < sh; a++)
                 {
-                    int t0 = _offsets[l.Taps + phase], taps = _offsets[l.Taps + phase + 1] - t0;
-                    if (taps == 0) continue;
-                    if (_wide512) Correlate<Vector512<float>, Float512>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, l);
-                    else Correlate<Vector256<float>, Float256>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, l);
-                    ScatterPhase(wide, s, l, phase / sw, phase % sw, target);
+                    // Only the phase's own rows: at stride 2 the phases' row ranges differ by one, and their union (17 rows of
+                    // 18 for ResNet's 32 → 16) rounded up to whole blocks computed 384 positions for 256 pixels, not 288.
+                    var (top, count) = PhaseRows(s, l, a);
+                    if (count == 0) continue;
+                    int start = top * l.Wq, positions = (count * l.Wq + block - 1) / block * block;
+                    // Column stride 2: both column phases interleaved into whole rows, a phase without taps as zeros (1×1/2).
+                    bool pair = sw == 2 && inW >= 2;
+                    for (int b = 0; b < sw; b++)
+                    {
+                        int phase = a * sw + b, t0 = _offsets[l.Taps + phase], taps = Taps(phase);
+                        if (taps == 0) continue;
+                        int at = pair ? b * phaseFloats : 0;
+                        if (_wide512) Correlate<Vector512<float>, Float512>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, at, l, start, positions, count * l.Wq);
+                        else Correlate<Vector256<float>, Float256>(pad, _packed, _offsets.AsSpan(t0, taps), t0, wide, at, l, start, positions, count * l.Wq);
+                        if (!pair) ScatterPhase(wide, s, l, a, b, target);
+                    }
+                    if (pair && (Taps(a * sw) > 0 || Taps(a * sw + 1) > 0)) ScatterPhasePair(wide, phaseFloats, s, l, a, Taps(a * sw) > 0, Taps(a * sw + 1) > 0, target);
                 }
             }
         }
+
+        /// <summary>The taps feeding phase <paramref name="phase"/>.</summary>
+        private int Taps(int phase) => _offsets[_layout.Taps + phase + 1] - _offsets[_layout.Taps + phase];
     }
 
-    /// <summary>wide[c·Positions + p] = Σ over the phase's taps t of W[·, c, t] · pad[off[t] + p], block by block.</summary>
-    private static void Correlate<TV, TO>(float[] pad, float[] packed, ReadOnlySpan<int> offsets, int t0, float[] wide, in WideInputLayout l)
+    /// <summary>
+    /// The phase rows (Y − Y0) holding pixels of phase row a: from <c>Top</c>, <c>Count</c> of them (y = y0, y0 + S_h, …
+    /// with y0 = (a − ph) mod S_h, at Y = ⌊(y + ph) / S_h⌋).
+    /// </summary>
+    private static (int Top, int Count) PhaseRows(ConvShape s, in WideInputLayout l, int a)
+    {
+        int inH = s.Input[0], sh = s.Strides[0], ph = s.PadBegin[0];
+        int y0 = ((a - ph) % sh + sh) % sh;
+        return y0 >= inH ? (0, 0) : ((y0 + ph) / sh - l.Y0, (inH - y0 + sh - 1) / sh);
+    }
+
+    /// <summary>
+    /// wide[at + c·Positions + p] = Σ over the phase's taps t of W[·, c, t] · pad[off[t] + first + p] for p &lt;
+    /// <paramref name="needed"/> (at most <paramref name="positions"/>, whole blocks), block by block.
+    /// </summary>
+    private static void Correlate<TV, TO>(float[] pad, float[] packed, ReadOnlySpan<int> offsets, int t0, float[] wide, int at, in WideInputLayout l, int first, int positions, int needed)
         where TV : struct where TO : IFloatVector<TV>
     {
         // A last block of 1-2 channels takes the 2-channel kernel (LeNet's conv2: 6 channels as 4 + 2, not 4 + 4).
         int block = 6 * TO.Count, full = l.Channels % 4 is 1 or 2 ? l.Blocks - 1 : l.Blocks;
-        for (int p = 0; p < l.Positions; p += block)
+        for (int p = 0; p < positions; p += block)
         {
+            // A last block with at most two vectors of needed positions takes the 2-vector kernel (ResNet 3×3/1 on 32×32:
+            // 32 rows of 34 are 11 blocks of 96 and 32 positions, not 12 blocks).
+            if (needed - p <= 2 * TO.Count && full == l.Blocks)
+            {
+                for (int b = 0; b < full; b++)
+                    Correlate4x2<TV, TO>(ref pad[first + p], offsets, ref packed[(b * l.Taps + t0) * 4], ref wide[at + b * 4 * l.Positions + p], (nuint)l.Positions);
+                break;
+            }
             for (int b = 0; b < full; b++)
-                Correlate4x6<TV, TO>(ref pad[p], offsets, ref packed[(b * l.Taps + t0) * 4], ref wide[b * 4 * l.Positions + p], (nuint)l.Positions);
+                Correlate4x6<TV, TO>(ref pad[first + p], offsets, ref packed[(b * l.Taps + t0) * 4], ref wide[at + b * 4 * l.Positions + p], (nuint)l.Positions);
             if (full < l.Blocks)
-                Correlate2x6<TV, TO>(ref pad[p], offsets, ref packed[(full * l.Taps + t0) * 4], ref wide[full * 4 * l.Positions + p], (nuint)l.Positions);
+                Correlate2x6<TV, TO>(ref pad[first + p], offsets, ref packed[(full * l.Taps + t0) * 4], ref wide[at + full * 4 * l.Positions + p], (nuint)l.Positions);
         }
     }
 
     /// <summary>
-    /// dX[c, y, x] = wide[c·Positions + Y·Wq + X] for the pixels of phase (a, b), (Y, X) = (⌊(y + ph) / S_h⌋ − Y0,
-    /// ⌊(x + pw) / S_w⌋ − X0).
+    /// dX[c, y, x] = wide[c·Positions + k·Wq + X] for the pixels of phase (a, b): the k-th row y = y0 + k·S_h of the phase
+    /// (its rows were computed from its first one on, <see cref="PhaseRows"/>), X = ⌊(x + pw) / S_w⌋ − X0.
     /// </summary>
     private static void ScatterPhase(float[] wide, ConvShape s, in WideInputLayout l, int a, int b, Span<float> target)
     {
@@ -227,18 +269,63 @@ internal static partial class ConvOps
         if (x0 >= inW) return;
         int count = (inW - x0 + sw - 1) / sw, xStart = (x0 + pw) / sw - l.X0;
         for (int c = 0; c < s.C; c++)
-            for (int y = y0; y < inH; y += sh)
+            for (int y = y0, k = 0; y < inH; y += sh, k++)
             {
                 var dst = target.Slice((c * inH + y) * inW, inW);
-                var src = wide.AsSpan(c * l.Positions + ((y + ph) / sh - l.Y0) * l.Wq + xStart, count);
+                var src = wide.AsSpan(c * l.Positions + k * l.Wq + xStart, count);
                 if (sw == 1)
                 {
-                    src.CopyTo(dst);
+                    CopyShort(src, dst);
                     continue;
                 }
                 // A strided scatter, bounds checked once: x0 + (count − 1)·S_w < inW.
                 ref float to = ref dst[x0];
                 for (int e = 0; e < count; e++) Unsafe.Add(ref to, e * sw) = src[e];
+            }
+    }
+
+    /// <summary>
+    /// <see cref="ScatterPhase"/> for both column phases of phase row a at column stride 2 (phase b's wide rows at
+    /// b·<paramref name="phaseFloats"/>): the phase holding even columns x = 2e (E) and the one holding odd columns (O) are
+    /// interleaved, eight pairs per step (AVX unpack and 128-bit lane permute), into whole dX rows instead of two strided
+    /// scalar scatters. A column phase no tap feeds (<paramref name="has0"/>, <paramref name="has1"/> false) is zero.
+    /// </summary>
+    private static void ScatterPhasePair(float[] wide, int phaseFloats, ConvShape s, in WideInputLayout l, int a, bool has0, bool has1, Span<float> target)
+    {
+        int inH = s.Input[0], inW = s.Input[1], sh = s.Strides[0], ph = s.PadBegin[0], pw = s.PadBegin[1];
+        int y0 = ((a - ph) % sh + sh) % sh;
+        // Column x = 2e + parity lies in column phase b = (x + pw) mod 2 at X = (x + pw) / 2 − X0 = e + (parity + pw) / 2 − X0.
+        int evenB = pw % 2, oddB = (1 + pw) % 2;
+        int evenAt = evenB * phaseFloats + pw / 2 - l.X0, oddAt = oddB * phaseFloats + (1 + pw) / 2 - l.X0;
+        int pairs = inW / 2, vectorPairs = Avx.IsSupported ? pairs / 8 * 8 : 0;
+        bool hasEven = evenB == 0 ? has0 : has1, hasOdd = oddB == 0 ? has0 : has1;
+        for (int c = 0; c < s.C; c++)
+            for (int y = y0, k = 0; y < inH; y += sh, k++)
+            {
+                var dst = target.Slice((c * inH + y) * inW, inW);
+                int row = c * l.Positions + k * l.Wq;
+                var even = wide.AsSpan(evenAt + row, (inW + 1) / 2);
+                var odd = wide.AsSpan(oddAt + row, pairs);
+                ref float d = ref MemoryMarshal.GetReference(dst);
+                ref float e0 = ref MemoryMarshal.GetReference(even);
+                ref float o0 = ref MemoryMarshal.GetReference(odd);
+                int e = 0;
+                for (; e < vectorPairs; e += 8)
+                {
+                    var ev = hasEven ? Vector256.LoadUnsafe(ref e0, (nuint)e) : Vector256<float>.Zero;
+                    var ov = hasOdd ? Vector256.LoadUnsafe(ref o0, (nuint)e) : Vector256<float>.Zero;
+                    // (e0 o0 e1 o1 | e4 o4 e5 o5) and (e2 o2 e3 o3 | e6 o6 e7 o7), then their low and high 128-bit halves.
+                    var lo = Avx.UnpackLow(ev, ov);
+                    var hi = Avx.UnpackHigh(ev, ov);
+                    Avx.Permute2x128(lo, hi, 0x20).StoreUnsafe(ref d, (nuint)(2 * e));
+                    Avx.Permute2x128(lo, hi, 0x31).StoreUnsafe(ref d, (nuint)(2 * e + 8));
+                }
+                for (; e < pairs; e++)
+                {
+                    dst[2 * e] = hasEven ? even[e] : 0;
+                    dst[2 * e + 1] = hasOdd ? odd[e] : 0;
+                }
+                if (inW % 2 == 1) dst[inW - 1] = hasEven ? even[pairs] : 0;
             }
     }
 }
