@@ -137,18 +137,19 @@ internal static partial class ConvOps
     /// given, for the output slots [<paramref name="slotBegin"/>, <paramref name="slotEnd"/>) only (see <see cref="DirectSlots"/>).
     /// </summary>
     private static void DirectConv2DPacked<T>(ReadOnlySpan<T> xPad, ReadOnlySpan<T> packed, ReadOnlySpan<int> offsets, int outChannels, ReadOnlySpan<T> bias,
-        Span<T> y, int outH, int outW, int wp, bool accumulate, DirectConvPath path, int slotBegin = 0, int slotEnd = int.MaxValue) where T : unmanaged, IFloatingPointIeee754<T>
+        Span<T> y, int outH, int outW, int wp, bool accumulate, DirectConvPath path, int slotBegin = 0, int slotEnd = int.MaxValue, bool relu = false)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         bool wide = path == DirectConvPath.Vector512 || (path == DirectConvPath.Auto && Vector512.IsHardwareAccelerated);
-        if (wide) DirectConv2DRun<T, Vector512<T>, Simd512<T>>(xPad, packed, offsets, outChannels, bias, y, outH, outW, wp, accumulate, slotBegin, slotEnd);
-        else DirectConv2DRun<T, Vector256<T>, Simd256<T>>(xPad, packed, offsets, outChannels, bias, y, outH, outW, wp, accumulate, slotBegin, slotEnd);
+        if (wide) DirectConv2DRun<T, Vector512<T>, Simd512<T>>(xPad, packed, offsets, outChannels, bias, y, outH, outW, wp, accumulate, slotBegin, slotEnd, relu);
+        else DirectConv2DRun<T, Vector256<T>, Simd256<T>>(xPad, packed, offsets, outChannels, bias, y, outH, outW, wp, accumulate, slotBegin, slotEnd, relu);
     }
 
     private static void DirectConv2DRun<T, TV, TOps>(ReadOnlySpan<T> xPad, ReadOnlySpan<T> packed, ReadOnlySpan<int> offsets, int outChannels, ReadOnlySpan<T> bias,
-        Span<T> y, int outH, int outW, int wp, bool accumulate, int slotBegin, int slotEnd)
+        Span<T> y, int outH, int outW, int wp, bool accumulate, int slotBegin, int slotEnd, bool relu)
         where T : unmanaged, IFloatingPointIeee754<T> where TV : struct where TOps : struct, IDirectSimd<TV, T>
     {
-        var output = new DirectOutput<T>(y, bias, outChannels, outH, outW, wp, TOps.Count, accumulate);
+        var output = new DirectOutput<T>(y, bias, outChannels, outH, outW, wp, TOps.Count, accumulate, relu);
         int taps = offsets.Length, blocks = (outChannels + DirectBlockChannels - 1) / DirectBlockChannels, slots = Math.Min(slotEnd, output.Slots);
         ref T x = ref MemoryMarshal.GetReference(xPad);
         ref int off = ref MemoryMarshal.GetReference(offsets);

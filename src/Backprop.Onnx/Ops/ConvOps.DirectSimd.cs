@@ -29,6 +29,9 @@ internal static partial class ConvOps
 
         static abstract TV Add(TV a, TV b);
 
+        /// <summary>max(a, 0) per lane with IEEE 754 maximum semantics (NaN stays NaN, −0 becomes +0), as TensorPrimitives.Max.</summary>
+        static abstract TV Relu(TV a);
+
         /// <summary>The first <paramref name="count"/> (&lt; Count) elements at <paramref name="source"/>, zeros after; reads nothing past them.</summary>
         static abstract TV LoadPartial(ref T source, int count);
 
@@ -59,6 +62,9 @@ internal static partial class ConvOps
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<T> Add(Vector512<T> a, Vector512<T> b) => a + b;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<T> Relu(Vector512<T> a) => Vector512.Max(a, Vector512<T>.Zero);
 
         // AVX-512 masked loads and stores suppress faults and writes in the masked-off lanes (Intel SDM, VMOVUPS with a mask).
         public static unsafe Vector512<T> LoadPartial(ref T source, int count)
@@ -113,6 +119,9 @@ internal static partial class ConvOps
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<T> Add(Vector256<T> a, Vector256<T> b) => a + b;
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<T> Relu(Vector256<T> a) => Vector256.Max(a, Vector256<T>.Zero);
+
         // VMASKMOVPS/PD leave masked-off lanes alone and do not fault on them (Intel SDM, VMASKMOV).
         public static unsafe Vector256<T> LoadPartial(ref T source, int count)
         {
@@ -152,10 +161,11 @@ internal static partial class ConvOps
         private readonly Span<T> _y;
         private readonly ReadOnlySpan<T> _bias;
         private readonly int _outChannels, _plane, _outW, _wp, _lanes, _slotsPerRow;
-        private readonly bool _accumulate;
+        private readonly bool _accumulate, _relu;
 
-        public DirectOutput(Span<T> y, ReadOnlySpan<T> bias, int outChannels, int outH, int outW, int wp, int lanes, bool accumulate)
+        public DirectOutput(Span<T> y, ReadOnlySpan<T> bias, int outChannels, int outH, int outW, int wp, int lanes, bool accumulate, bool relu = false)
         {
+            _relu = relu;
             _y = y;
             _bias = bias;
             _outChannels = outChannels;
@@ -181,7 +191,7 @@ internal static partial class ConvOps
 
         /// <summary>
         /// Stores the parked sums of channels co0..co0+3 (sums[(k·slots + v)·L] for channel k, slot v): + bias, + y when
-        /// accumulating, lanes past each slot's count and channels past the end dropped.
+        /// accumulating, then max(·, 0) for a fused Relu; lanes past each slot's count and channels past the end dropped.
         /// </summary>
         public readonly void Put<TV, TOps>(ref T sums, int co0, ReadOnlySpan<int> dest, ReadOnlySpan<int> count) where TV : struct where TOps : struct, IDirectSimd<TV, T>
         {
@@ -203,12 +213,14 @@ internal static partial class ConvOps
                     if (n == _lanes)
                     {
                         if (_accumulate) sum = TOps.Add(TOps.Load(ref d, 0), sum);
+                        if (_relu) sum = TOps.Relu(sum);
                         TOps.Store(sum, ref d, 0);
                     }
                     else
                     {
                         // Masked: the lanes past the row are neither read nor written (they may belong to another thread's band).
                         if (_accumulate) sum = TOps.Add(TOps.LoadPartial(ref d, n), sum);
+                        if (_relu) sum = TOps.Relu(sum);
                         TOps.StorePartial(sum, ref d, n);
                     }
                 }
