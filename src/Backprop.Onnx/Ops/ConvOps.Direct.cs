@@ -103,23 +103,24 @@ internal static partial class ConvOps
         return outH * ((outW + lanes - 1) / lanes);
     }
 
-    /// <summary>Length of the packed weights of <paramref name="outChannels"/> channels with <paramref name="taps"/> taps each.</summary>
-    private static int DirectPackedLength(int outChannels, int taps) =>
-        (outChannels + DirectBlockChannels - 1) / DirectBlockChannels * DirectBlockChannels * taps;
+    /// <summary>Length of the packed weights of <paramref name="outChannels"/> channels with <paramref name="taps"/> taps each, in blocks of <paramref name="block"/> channels.</summary>
+    private static int DirectPackedLength(int outChannels, int taps, int block = DirectBlockChannels) =>
+        (outChannels + block - 1) / block * block * taps;
 
     /// <summary>
-    /// Packs w [outChannels, taps] into blocks of 4 channels, tap-major: packed[(cb·taps + t)·4 + k] = w[cb·4 + k, t], zero
-    /// for channels past the end, so a block's 4 weights of one tap are adjacent.
+    /// Packs w [outChannels, taps] into blocks of <paramref name="block"/> channels (4 for the column-vectorized kernel, a
+    /// vector's lanes for the channel-vectorized one), tap-major: packed[(cb·taps + t)·block + k] = w[cb·block + k, t], zero
+    /// for channels past the end, so a block's weights of one tap are adjacent.
     /// </summary>
-    private static void PackDirectWeights<T>(ReadOnlySpan<T> w, int outChannels, int taps, Span<T> packed) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void PackDirectWeights<T>(ReadOnlySpan<T> w, int outChannels, int taps, Span<T> packed, int block = DirectBlockChannels) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int blocks = (outChannels + DirectBlockChannels - 1) / DirectBlockChannels;
+        int blocks = (outChannels + block - 1) / block;
         for (int cb = 0; cb < blocks; cb++)
-            for (int k = 0; k < DirectBlockChannels; k++)
+            for (int k = 0; k < block; k++)
             {
-                int co = cb * DirectBlockChannels + k;
+                int co = cb * block + k;
                 for (int t = 0; t < taps; t++)
-                    packed[(cb * taps + t) * DirectBlockChannels + k] = co < outChannels ? w[co * taps + t] : T.Zero;
+                    packed[(cb * taps + t) * block + k] = co < outChannels ? w[co * taps + t] : T.Zero;
             }
     }
 
