@@ -138,24 +138,26 @@ internal static partial class ConvOps
     /// given, for the output slots [<paramref name="slotBegin"/>, <paramref name="slotEnd"/>) only (see <see cref="DirectSlots"/>).
     /// </summary>
     private static void DirectConv2DPacked<T>(ReadOnlySpan<T> xPad, ReadOnlySpan<T> packed, ReadOnlySpan<int> offsets, int outChannels, ReadOnlySpan<T> bias,
-        Span<T> y, int outH, int outW, int wp, bool accumulate, DirectConvPath path, int slotBegin = 0, int slotEnd = int.MaxValue, bool relu = false)
-        where T : unmanaged, IFloatingPointIeee754<T>
+        Span<T> y, int outH, int outW, int wp, bool accumulate, DirectConvPath path, int slotBegin = 0, int slotEnd = int.MaxValue, bool relu = false,
+        int blockChannels = DirectBlockChannels) where T : unmanaged, IFloatingPointIeee754<T>
     {
         bool wide = path == DirectConvPath.Vector512 || (path == DirectConvPath.Auto && Vector512.IsHardwareAccelerated);
-        if (wide) DirectConv2DRun<T, Vector512<T>, Simd512<T>>(xPad, packed, offsets, outChannels, bias, y, outH, outW, wp, accumulate, slotBegin, slotEnd, relu);
-        else DirectConv2DRun<T, Vector256<T>, Simd256<T>>(xPad, packed, offsets, outChannels, bias, y, outH, outW, wp, accumulate, slotBegin, slotEnd, relu);
+        if (wide) DirectConv2DRun<T, Vector512<T>, Simd512<T>>(xPad, packed, offsets, outChannels, bias, y, outH, outW, wp, accumulate, slotBegin, slotEnd, relu, blockChannels);
+        else DirectConv2DRun<T, Vector256<T>, Simd256<T>>(xPad, packed, offsets, outChannels, bias, y, outH, outW, wp, accumulate, slotBegin, slotEnd, relu, blockChannels);
     }
 
     private static void DirectConv2DRun<T, TV, TOps>(ReadOnlySpan<T> xPad, ReadOnlySpan<T> packed, ReadOnlySpan<int> offsets, int outChannels, ReadOnlySpan<T> bias,
-        Span<T> y, int outH, int outW, int wp, bool accumulate, int slotBegin, int slotEnd, bool relu)
+        Span<T> y, int outH, int outW, int wp, bool accumulate, int slotBegin, int slotEnd, bool relu, int blockChannels)
         where T : unmanaged, IFloatingPointIeee754<T> where TV : struct where TOps : struct, IDirectSimd<TV, T>
     {
         var output = new DirectOutput<T>(y, bias, outChannels, outH, outW, wp, TOps.Count, accumulate, relu);
-        int taps = offsets.Length, blocks = (outChannels + DirectBlockChannels - 1) / DirectBlockChannels, slots = Math.Min(slotEnd, output.Slots);
+        int bc = blockChannels, taps = offsets.Length, blocks = (outChannels + bc - 1) / bc, slots = Math.Min(slotEnd, output.Slots);
+        bool six = bc == DirectBlockChannels6;
+        if (!six && bc != DirectBlockChannels) throw new ArgumentOutOfRangeException(nameof(blockChannels), bc, "Blocks of 4 or 6 channels.");
         ref T x = ref MemoryMarshal.GetReference(xPad);
         ref int off = ref MemoryMarshal.GetReference(offsets);
         ref T w = ref MemoryMarshal.GetReference(packed);
-        Span<T> parked = stackalloc T[4 * DirectBlockChannels * TOps.Count];
+        Span<T> parked = stackalloc T[4 * DirectBlockChannels6 * TOps.Count];
         ref T sums = ref MemoryMarshal.GetReference(parked);
         Span<int> source = stackalloc int[4], dest = stackalloc int[4], count = stackalloc int[4];
         int s = slotBegin;
@@ -165,9 +167,13 @@ internal static partial class ConvOps
             for (int v = 0; v < 4; v++) output.Slot(s + v, out source[v], out dest[v], out count[v]);
             for (int cb = 0; cb < blocks; cb++)
             {
-                DirectBlock4x4<T, TV, TOps>(ref Unsafe.Add(ref x, source[0]), ref Unsafe.Add(ref x, source[1]), ref Unsafe.Add(ref x, source[2]), ref Unsafe.Add(ref x, source[3]),
-                    ref off, taps, ref Unsafe.Add(ref w, cb * taps * DirectBlockChannels), ref sums);
-                output.Put<TV, TOps>(ref sums, cb * DirectBlockChannels, dest, count);
+                if (six)
+                    DirectBlock6x4<T, TV, TOps>(ref Unsafe.Add(ref x, source[0]), ref Unsafe.Add(ref x, source[1]), ref Unsafe.Add(ref x, source[2]), ref Unsafe.Add(ref x, source[3]),
+                        ref off, taps, ref Unsafe.Add(ref w, cb * taps * bc), ref sums);
+                else
+                    DirectBlock4x4<T, TV, TOps>(ref Unsafe.Add(ref x, source[0]), ref Unsafe.Add(ref x, source[1]), ref Unsafe.Add(ref x, source[2]), ref Unsafe.Add(ref x, source[3]),
+                        ref off, taps, ref Unsafe.Add(ref w, cb * taps * bc), ref sums);
+                output.Put<TV, TOps>(ref sums, cb * bc, dest, count, bc);
             }
         }
         for (; s < slots; s++)
@@ -175,8 +181,9 @@ internal static partial class ConvOps
             output.Slot(s, out source[0], out dest[0], out count[0]);
             for (int cb = 0; cb < blocks; cb++)
             {
-                DirectBlock4x1<T, TV, TOps>(ref Unsafe.Add(ref x, source[0]), ref off, taps, ref Unsafe.Add(ref w, cb * taps * DirectBlockChannels), ref sums);
-                output.Put<TV, TOps>(ref sums, cb * DirectBlockChannels, dest[..1], count[..1]);
+                if (six) DirectBlock6x1<T, TV, TOps>(ref Unsafe.Add(ref x, source[0]), ref off, taps, ref Unsafe.Add(ref w, cb * taps * bc), ref sums);
+                else DirectBlock4x1<T, TV, TOps>(ref Unsafe.Add(ref x, source[0]), ref off, taps, ref Unsafe.Add(ref w, cb * taps * bc), ref sums);
+                output.Put<TV, TOps>(ref sums, cb * bc, dest[..1], count[..1], bc);
             }
         }
     }

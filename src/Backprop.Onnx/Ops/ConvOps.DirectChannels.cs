@@ -24,13 +24,13 @@ internal static partial class ConvOps
 
     /// <summary>
     /// Whether the channel-vectorized kernel keeps more vector lanes busy than the column-vectorized one: the share of
-    /// useful lanes is M / ⌈M⌉_L for the former and M / ⌈M⌉_4 · outW / ⌈outW⌉_L for the latter; the transposing store
+    /// useful lanes is M / ⌈M⌉_L for the former and M / ⌈M⌉_4 (or _6) · outW / ⌈outW⌉_L for the latter; the transposing store
     /// costs the former about a tenth.
     /// </summary>
     internal static bool UseDirectChannels<T>(ConvShape s, DirectConvPath path = DirectConvPath.Auto) where T : unmanaged
     {
         int lanes = DirectLanes<T>(path), outW = s.Output[1];
-        double columns = (double)s.M / RoundUp(s.M, DirectBlockChannels) * outW / RoundUp(outW, lanes);
+        double columns = (double)s.M / RoundUp(s.M, DirectForwardBlockChannels(s.M, path)) * outW / RoundUp(outW, lanes);
         double channels = (double)s.M / RoundUp(s.M, lanes);
         return channels * 0.9 > columns;
     }

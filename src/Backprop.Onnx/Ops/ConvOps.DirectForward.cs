@@ -49,7 +49,7 @@ internal static partial class ConvOps
         int taps = s.C * s.KernelSize;
         // Rows narrower than a vector: the vector runs along the output channels instead (ConvOps.DirectChannels.cs).
         bool channels = UseDirectChannels<T>(s, path);
-        int block = channels ? DirectLanes<T>(path) : DirectBlockChannels;
+        int block = channels ? DirectLanes<T>(path) : DirectForwardBlockChannels(s.M, path);
         T[] packed = ArrayPool<T>.Shared.Rent(DirectPackedLength(s.M, taps, block));
         int[] offsets = ArrayPool<int>.Shared.Rent(taps);
         var job = DirectForwardJob<T>.Rent();
@@ -62,7 +62,7 @@ internal static partial class ConvOps
             // to give every thread several. Each output is computed the same way whatever the split.
             int slots = channels ? s.Output[0] * ChannelSegments(s.Output[1]) : DirectSlots<T>(s.Output[0], s.Output[1], path);
             int bands = threads <= 1 || s.N >= threads * DirectItemsPerThread ? 1 : Math.Clamp(threads * DirectItemsPerThread / s.N, 1, Math.Max(1, slots / 4));
-            job.Set(x, packed, offsets, taps, bias, y, s, phases, path, slots, bands, relu, channels);
+            job.Set(x, packed, offsets, taps, bias, y, s, phases, path, slots, bands, relu, channels, block);
             int items = s.N * bands, chunks = threads <= 1 ? 1 : Math.Min(items, threads * DirectItemsPerThread);
             if (chunks == 1) job.Run(0, items);
             else ChunkRunner.ForRanges(items, chunks, 0, threads, job.Body);
@@ -86,7 +86,7 @@ internal static partial class ConvOps
         private T[] _x = [], _packed = [], _y = [];
         private T[]? _bias;
         private int[] _offsets = [];
-        private int _taps, _slots, _bands;
+        private int _taps, _slots, _bands, _block;
         private DirectPhases _phases;
         private ConvShape? _shape;
         private DirectConvPath _path;
@@ -100,9 +100,10 @@ internal static partial class ConvOps
         public static DirectForwardJob<T> Rent() => Interlocked.Exchange(ref _cached, null) ?? new DirectForwardJob<T>();
 
         public void Set(T[] x, T[] packed, int[] offsets, int taps, T[]? bias, T[] y, ConvShape shape, DirectPhases phases, DirectConvPath path, int slots, int bands, bool relu,
-            bool channels)
+            bool channels, int block)
         {
-            (_x, _packed, _offsets, _taps, _bias, _y, _shape, _phases, _path, _slots, _bands, _relu, _channels) = (x, packed, offsets, taps, bias, y, shape, phases, path, slots, bands, relu, channels);
+            (_x, _packed, _offsets, _taps, _bias, _y, _shape, _phases, _path, _slots, _bands) = (x, packed, offsets, taps, bias, y, shape, phases, path, slots, bands);
+            (_relu, _channels, _block) = (relu, channels, block);
         }
 
         /// <summary>Drops the references to the call's arrays and returns the job to the cache.</summary>
@@ -136,7 +137,7 @@ internal static partial class ConvOps
                     if (_channels)
                         DirectChannelsPacked<T>(pad, _packed, _offsets.AsSpan(0, _taps), s.M, _bias, yn, s.Output[0], s.Output[1], _phases.Width, _path, slotBegin, Math.Min(slotEnd, _slots), _relu);
                     else
-                        DirectConv2DPacked<T>(pad, _packed, _offsets.AsSpan(0, _taps), s.M, _bias, yn, s.Output[0], s.Output[1], _phases.Width, accumulate: false, _path, slotBegin, slotEnd, _relu);
+                        DirectConv2DPacked<T>(pad, _packed, _offsets.AsSpan(0, _taps), s.M, _bias, yn, s.Output[0], s.Output[1], _phases.Width, accumulate: false, _path, slotBegin, slotEnd, _relu, _block);
                 }
             }
             finally

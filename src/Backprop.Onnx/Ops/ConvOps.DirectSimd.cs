@@ -190,13 +190,14 @@ internal static partial class ConvOps
         }
 
         /// <summary>
-        /// Stores the parked sums of channels co0..co0+3 (sums[(k·slots + v)·L] for channel k, slot v): + bias, + y when
+        /// Stores the parked sums of channels co0..co0+channels−1 (sums[(k·slots + v)·L] for channel k, slot v): + bias, + y when
         /// accumulating, then max(·, 0) for a fused Relu; lanes past each slot's count and channels past the end dropped.
         /// </summary>
-        public readonly void Put<TV, TOps>(ref T sums, int co0, ReadOnlySpan<int> dest, ReadOnlySpan<int> count) where TV : struct where TOps : struct, IDirectSimd<TV, T>
+        public readonly void Put<TV, TOps>(ref T sums, int co0, ReadOnlySpan<int> dest, ReadOnlySpan<int> count, int channels = DirectBlockChannels)
+            where TV : struct where TOps : struct, IDirectSimd<TV, T>
         {
             int slots = dest.Length;
-            for (int k = 0; k < DirectBlockChannels; k++)
+            for (int k = 0; k < channels; k++)
             {
                 int co = co0 + k;
                 if (co >= _outChannels) return;
