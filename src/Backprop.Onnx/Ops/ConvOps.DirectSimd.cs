@@ -196,21 +196,25 @@ internal static partial class ConvOps
         public readonly void Put<TV, TOps>(ref T sums, int co0, ReadOnlySpan<int> dest, ReadOnlySpan<int> count, int channels = DirectBlockChannels)
             where TV : struct where TOps : struct, IDirectSimd<TV, T>
         {
-            int slots = dest.Length;
-            for (int k = 0; k < channels; k++)
+            int slots = dest.Length, channelsHere = Math.Min(channels, _outChannels - co0);
+            if (channelsHere <= 0) return;
+            // One bounds check for the whole block (the last channel's plane is the farthest), then unchecked stores.
+            long last = (long)(co0 + channelsHere - 1) * _plane;
+            for (int v = 0; v < slots; v++)
+                if (dest[v] < 0 || (uint)count[v] > (uint)_lanes || last + dest[v] + count[v] > _y.Length) throw new ArgumentOutOfRangeException(nameof(dest));
+            ref T y0 = ref MemoryMarshal.GetReference(_y);
+            bool hasBias = !_bias.IsEmpty;
+            for (int k = 0; k < channelsHere; k++)
             {
-                int co = co0 + k;
-                if (co >= _outChannels) return;
-                bool hasBias = !_bias.IsEmpty;
-                T b = hasBias ? _bias[co] : T.Zero;
+                TV b = hasBias ? TOps.Broadcast(_bias[co0 + k]) : default;
+                ref T plane = ref Unsafe.Add(ref y0, (co0 + k) * _plane);
+                ref T parked = ref Unsafe.Add(ref sums, k * slots * _lanes);
                 for (int v = 0; v < slots; v++)
                 {
-                    ref T src = ref Unsafe.Add(ref sums, (k * slots + v) * _lanes);
+                    TV sum = TOps.Load(ref parked, v * _lanes);
+                    if (hasBias) sum = TOps.Add(sum, b);
+                    ref T d = ref Unsafe.Add(ref plane, dest[v]);
                     int n = count[v];
-                    var dst = _y.Slice(co * _plane + dest[v], n);
-                    TV sum = TOps.Load(ref src, 0);
-                    if (hasBias) sum = TOps.Add(sum, TOps.Broadcast(b));
-                    ref T d = ref MemoryMarshal.GetReference(dst);
                     if (n == _lanes)
                     {
                         if (_accumulate) sum = TOps.Add(TOps.Load(ref d, 0), sum);
