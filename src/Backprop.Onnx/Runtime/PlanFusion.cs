@@ -23,6 +23,11 @@ internal static class PlanFusion
         ("Conv", "Relu", ConvOps.FusedConvOp),
     ];
 
+    /// <summary>Turns the pass off for plans compiled on this thread (tests compare fused and unfused plans).</summary>
+    internal static bool DisabledOnThisThread { get => t_disabled; set => t_disabled = value; }
+
+    [ThreadStatic] private static bool t_disabled;
+
     /// <summary>Whether <paramref name="node"/> is a node this pass made (it runs at the default domain's opset version).</summary>
     public static bool IsFused(Node node)
     {
@@ -37,6 +42,7 @@ internal static class PlanFusion
     /// </summary>
     public static Node[] Apply(Node[] order, Graph graph, IReadOnlyDictionary<string, DataType> types)
     {
+        if (DisabledOnThisThread) return order;
         // Readers of each value: one entry per node that reads it (in any input or subgraph), -1 for a graph output.
         var readers = new Dictionary<string, List<int>>(StringComparer.Ordinal);
         for (int k = 0; k < order.Length; k++)
