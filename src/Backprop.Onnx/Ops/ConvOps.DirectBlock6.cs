@@ -15,7 +15,7 @@ internal static partial class ConvOps
 
     /// <summary>
     /// Channels per register block of the column-vectorized forward: 6 when blocks of 6 pad fewer channels than blocks of 4
-    /// (M mod 4 ∈ {1, 2} for M &gt; 4, e.g. 5, 6, 10), else 4; only with AVX-512's 32 vector registers.
+    /// (M = 5, 6, 17, 18, 29, 30, …), else 4; only with AVX-512's 32 vector registers.
     /// </summary>
     internal static int DirectForwardBlockChannels(int outChannels, DirectConvPath path = DirectConvPath.Auto)
     {
