@@ -67,6 +67,7 @@ internal static partial class ConvOps
         public static Vector512<T> Relu(Vector512<T> a) => Vector512.Max(a, Vector512<T>.Zero);
 
         // AVX-512 masked loads and stores suppress faults and writes in the masked-off lanes (Intel SDM, VMOVUPS with a mask).
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static unsafe Vector512<T> LoadPartial(ref T source, int count)
         {
             fixed (T* p = &source)
@@ -81,6 +82,7 @@ internal static partial class ConvOps
             }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static unsafe void StorePartial(Vector512<T> value, ref T destination, int count)
         {
             fixed (T* p = &destination)
@@ -123,6 +125,7 @@ internal static partial class ConvOps
         public static Vector256<T> Relu(Vector256<T> a) => Vector256.Max(a, Vector256<T>.Zero);
 
         // VMASKMOVPS/PD leave masked-off lanes alone and do not fault on them (Intel SDM, VMASKMOV).
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static unsafe Vector256<T> LoadPartial(ref T source, int count)
         {
             fixed (T* p = &source)
@@ -137,6 +140,7 @@ internal static partial class ConvOps
             }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static unsafe void StorePartial(Vector256<T> value, ref T destination, int count)
         {
             fixed (T* p = &destination)
