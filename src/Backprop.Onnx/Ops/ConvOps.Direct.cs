@@ -22,7 +22,8 @@ internal enum DirectConvPath
 /// the input). With the input planes padded to hp × wp, output (r, c) of channel co is
 /// y[co, r, c] = Σ_{ci, i, j} W[co, ci, i, j] · xPad[ci, r + i·dh, c + j·dw] (ONNX spec "Conv" with the padding already
 /// applied), so a vector of consecutive output columns c..c+L−1 reads consecutive input columns for every tap
-/// (ci, i, j). A register block of 4 output channels × 4 such vectors accumulates one broadcast weight times one loaded
+/// (ci, i, j). A register block of 4 output channels (6 in Conv's forward where that pads fewer channels,
+/// ConvOps.DirectBlock6.cs) × 4 such vectors accumulates one broadcast weight times one loaded
 /// input vector per tap and pair, the loop structure of MLAS's NCHWc direct convolution and of the "direct convolution"
 /// of Zhang, Franchetti and Low, "High Performance Zero-Memory Overhead Direct Convolutions" (ICML 2018).
 /// </summary>
