@@ -87,53 +87,41 @@ internal static partial class ConvOps
             {
                 int r = s / segments, g = s - r * segments;
                 int c0 = (int)((long)outW * g / segments), count = (int)((long)outW * (g + 1) / segments) - c0;
-                ChannelBlock<T, TV, TOps>(count, ref Unsafe.Add(ref x, r * wp + c0), ref off, taps, ref wb, ref sums);
-                // Epilogue on the parked vectors (+ bias, max(·, 0)), then the transposing store: lane k of position j goes to
-                // y[co0 + k, r, c0 + j].
-                for (int j = 0; j < count; j++)
-                {
-                    TV v = TOps.Load(ref sums, j * l);
-                    if (hasBias) v = TOps.Add(v, b);
-                    if (relu) v = TOps.Relu(v);
-                    TOps.Store(v, ref sums, j * l);
-                }
-                ref T dst = ref Unsafe.Add(ref dst0, co0 * plane + r * outW + c0);
-                for (int k = 0; k < kc; k++)
-                {
-                    ref T row = ref Unsafe.Add(ref dst, k * plane);
-                    for (int j = 0; j < count; j++) Unsafe.Add(ref row, j) = Unsafe.Add(ref sums, j * l + k);
-                }
+                // Lane k of position j goes to y[co0 + k, r, c0 + j].
+                ChannelBlock<T, TV, TOps>(count, ref Unsafe.Add(ref x, r * wp + c0), ref off, taps, ref wb, ref sums,
+                    new ChannelStore<T, TV>(b, hasBias, relu, kc, plane), ref Unsafe.Add(ref dst0, co0 * plane + r * outW + c0));
             }
         }
     }
 
     /// <summary>One register block of <paramref name="count"/> (1..12) positions: the accumulator count as a type, so every variant compiles to straight-line code.</summary>
-    private static void ChannelBlock<T, TV, TOps>(int count, ref T x, ref int off, int taps, ref T w, ref T sums)
+    private static void ChannelBlock<T, TV, TOps>(int count, ref T x, ref int off, int taps, ref T w, ref T sums, in ChannelStore<T, TV> store, ref T dst)
         where T : unmanaged, IFloatingPointIeee754<T> where TV : struct where TOps : struct, IDirectSimd<TV, T>
     {
         switch (count)
         {
-            case 1: ChannelBlock<T, TV, TOps, Columns1>(ref x, ref off, taps, ref w, ref sums); break;
-            case 2: ChannelBlock<T, TV, TOps, Columns2>(ref x, ref off, taps, ref w, ref sums); break;
-            case 3: ChannelBlock<T, TV, TOps, Columns3>(ref x, ref off, taps, ref w, ref sums); break;
-            case 4: ChannelBlock<T, TV, TOps, Columns4>(ref x, ref off, taps, ref w, ref sums); break;
-            case 5: ChannelBlock<T, TV, TOps, Columns5>(ref x, ref off, taps, ref w, ref sums); break;
-            case 6: ChannelBlock<T, TV, TOps, Columns6>(ref x, ref off, taps, ref w, ref sums); break;
-            case 7: ChannelBlock<T, TV, TOps, Columns7>(ref x, ref off, taps, ref w, ref sums); break;
-            case 8: ChannelBlock<T, TV, TOps, Columns8>(ref x, ref off, taps, ref w, ref sums); break;
-            case 9: ChannelBlock<T, TV, TOps, Columns9>(ref x, ref off, taps, ref w, ref sums); break;
-            case 10: ChannelBlock<T, TV, TOps, Columns10>(ref x, ref off, taps, ref w, ref sums); break;
-            case 11: ChannelBlock<T, TV, TOps, Columns11>(ref x, ref off, taps, ref w, ref sums); break;
-            case 12: ChannelBlock<T, TV, TOps, Columns12>(ref x, ref off, taps, ref w, ref sums); break;
+            case 1: ChannelBlock<T, TV, TOps, Columns1>(ref x, ref off, taps, ref w, ref sums, store, ref dst); break;
+            case 2: ChannelBlock<T, TV, TOps, Columns2>(ref x, ref off, taps, ref w, ref sums, store, ref dst); break;
+            case 3: ChannelBlock<T, TV, TOps, Columns3>(ref x, ref off, taps, ref w, ref sums, store, ref dst); break;
+            case 4: ChannelBlock<T, TV, TOps, Columns4>(ref x, ref off, taps, ref w, ref sums, store, ref dst); break;
+            case 5: ChannelBlock<T, TV, TOps, Columns5>(ref x, ref off, taps, ref w, ref sums, store, ref dst); break;
+            case 6: ChannelBlock<T, TV, TOps, Columns6>(ref x, ref off, taps, ref w, ref sums, store, ref dst); break;
+            case 7: ChannelBlock<T, TV, TOps, Columns7>(ref x, ref off, taps, ref w, ref sums, store, ref dst); break;
+            case 8: ChannelBlock<T, TV, TOps, Columns8>(ref x, ref off, taps, ref w, ref sums, store, ref dst); break;
+            case 9: ChannelBlock<T, TV, TOps, Columns9>(ref x, ref off, taps, ref w, ref sums, store, ref dst); break;
+            case 10: ChannelBlock<T, TV, TOps, Columns10>(ref x, ref off, taps, ref w, ref sums, store, ref dst); break;
+            case 11: ChannelBlock<T, TV, TOps, Columns11>(ref x, ref off, taps, ref w, ref sums, store, ref dst); break;
+            case 12: ChannelBlock<T, TV, TOps, Columns12>(ref x, ref off, taps, ref w, ref sums, store, ref dst); break;
             default: throw new ArgumentOutOfRangeException(nameof(count), count, "A channel block holds 1 to 12 positions.");
         }
     }
 
     /// <summary>
     /// Positions 0..R−1 (R = <typeparamref name="TR"/>.Count) reading from x + j: per tap one weight vector load and R
-    /// broadcast multiply-adds; the sums are parked at sums[j·L] (no call while they are in registers).
+    /// broadcast multiply-adds. Then + bias and max(·, 0) on the accumulators, parked at sums[j·L], and stored transposed:
+    /// dst[k·plane + j] = sums[j·L + k] for the block's channels k, every loop over j unrolled.
     /// </summary>
-    private static void ChannelBlock<T, TV, TOps, TR>(ref T x, ref int off, int taps, ref T w, ref T sums)
+    private static void ChannelBlock<T, TV, TOps, TR>(ref T x, ref int off, int taps, ref T w, ref T sums, in ChannelStore<T, TV> store, ref T dst)
         where T : unmanaged, IFloatingPointIeee754<T> where TV : struct where TOps : struct, IDirectSimd<TV, T> where TR : struct, IColumnCount
     {
         TV a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default;
@@ -156,18 +144,52 @@ internal static partial class ConvOps
             if (n > 10) a10 = TOps.MultiplyAdd(wv, TOps.Broadcast(Unsafe.Add(ref xt, 10)), a10);
             if (n > 11) a11 = TOps.MultiplyAdd(wv, TOps.Broadcast(Unsafe.Add(ref xt, 11)), a11);
         }
-        TOps.Store(a0, ref sums, 0);
-        if (n > 1) TOps.Store(a1, ref sums, l);
-        if (n > 2) TOps.Store(a2, ref sums, 2 * l);
-        if (n > 3) TOps.Store(a3, ref sums, 3 * l);
-        if (n > 4) TOps.Store(a4, ref sums, 4 * l);
-        if (n > 5) TOps.Store(a5, ref sums, 5 * l);
-        if (n > 6) TOps.Store(a6, ref sums, 6 * l);
-        if (n > 7) TOps.Store(a7, ref sums, 7 * l);
-        if (n > 8) TOps.Store(a8, ref sums, 8 * l);
-        if (n > 9) TOps.Store(a9, ref sums, 9 * l);
-        if (n > 10) TOps.Store(a10, ref sums, 10 * l);
-        if (n > 11) TOps.Store(a11, ref sums, 11 * l);
+        TOps.Store(store.Finish<TOps>(a0), ref sums, 0);
+        if (n > 1) TOps.Store(store.Finish<TOps>(a1), ref sums, 1 * l);
+        if (n > 2) TOps.Store(store.Finish<TOps>(a2), ref sums, 2 * l);
+        if (n > 3) TOps.Store(store.Finish<TOps>(a3), ref sums, 3 * l);
+        if (n > 4) TOps.Store(store.Finish<TOps>(a4), ref sums, 4 * l);
+        if (n > 5) TOps.Store(store.Finish<TOps>(a5), ref sums, 5 * l);
+        if (n > 6) TOps.Store(store.Finish<TOps>(a6), ref sums, 6 * l);
+        if (n > 7) TOps.Store(store.Finish<TOps>(a7), ref sums, 7 * l);
+        if (n > 8) TOps.Store(store.Finish<TOps>(a8), ref sums, 8 * l);
+        if (n > 9) TOps.Store(store.Finish<TOps>(a9), ref sums, 9 * l);
+        if (n > 10) TOps.Store(store.Finish<TOps>(a10), ref sums, 10 * l);
+        if (n > 11) TOps.Store(store.Finish<TOps>(a11), ref sums, 11 * l);
+        for (int k = 0; k < store.Channels; k++)
+        {
+            ref T row = ref Unsafe.Add(ref dst, k * store.Plane);
+            ref T lane = ref Unsafe.Add(ref sums, k);
+            row = lane;
+            if (n > 1) Unsafe.Add(ref row, 1) = Unsafe.Add(ref lane, 1 * l);
+            if (n > 2) Unsafe.Add(ref row, 2) = Unsafe.Add(ref lane, 2 * l);
+            if (n > 3) Unsafe.Add(ref row, 3) = Unsafe.Add(ref lane, 3 * l);
+            if (n > 4) Unsafe.Add(ref row, 4) = Unsafe.Add(ref lane, 4 * l);
+            if (n > 5) Unsafe.Add(ref row, 5) = Unsafe.Add(ref lane, 5 * l);
+            if (n > 6) Unsafe.Add(ref row, 6) = Unsafe.Add(ref lane, 6 * l);
+            if (n > 7) Unsafe.Add(ref row, 7) = Unsafe.Add(ref lane, 7 * l);
+            if (n > 8) Unsafe.Add(ref row, 8) = Unsafe.Add(ref lane, 8 * l);
+            if (n > 9) Unsafe.Add(ref row, 9) = Unsafe.Add(ref lane, 9 * l);
+            if (n > 10) Unsafe.Add(ref row, 10) = Unsafe.Add(ref lane, 10 * l);
+            if (n > 11) Unsafe.Add(ref row, 11) = Unsafe.Add(ref lane, 11 * l);
+        }
+    }
+
+    /// <summary>The output side of a channel block: bias vector, fused Relu, channels kept, output plane size.</summary>
+    private readonly struct ChannelStore<T, TV>(TV bias, bool hasBias, bool relu, int channels, int plane) where T : unmanaged where TV : struct
+    {
+        public int Channels { get; } = channels;
+
+        public int Plane { get; } = plane;
+
+        /// <summary>sum + bias, then max(·, 0) for a fused Relu (the order of the column kernel's store).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public TV Finish<TOps>(TV sum) where TOps : struct, IDirectSimd<TV, T>
+        {
+            if (hasBias) sum = TOps.Add(sum, bias);
+            if (relu) sum = TOps.Relu(sum);
+            return sum;
+        }
     }
 
     /// <summary>A register block's position count as a type (the JIT folds <see cref="Count"/> per instantiation).</summary>
