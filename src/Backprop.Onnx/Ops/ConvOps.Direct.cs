@@ -155,6 +155,7 @@ internal static partial class ConvOps
         int bc = blockChannels, taps = offsets.Length, blocks = (outChannels + bc - 1) / bc, slots = Math.Min(slotEnd, output.Slots);
         bool six = bc == DirectBlockChannels6;
         if (!six && bc != DirectBlockChannels) throw new ArgumentOutOfRangeException(nameof(blockChannels), bc, "Blocks of 4 or 6 channels.");
+        if (six && accumulate) throw new ArgumentException("Blocks of 6 channels store without accumulating.", nameof(accumulate));
         ref T x = ref MemoryMarshal.GetReference(xPad);
         ref int off = ref MemoryMarshal.GetReference(offsets);
         ref T w = ref MemoryMarshal.GetReference(packed);
@@ -169,11 +170,15 @@ internal static partial class ConvOps
             for (int cb = 0; cb < blocks; cb++)
             {
                 if (six)
+                {
+                    // Stores from the accumulators itself (Conv's forward, never accumulating).
+                    var store = output.Block(cb * bc, bc, dest, count);
                     DirectBlock6x4<T, TV, TOps>(ref Unsafe.Add(ref x, source[0]), ref Unsafe.Add(ref x, source[1]), ref Unsafe.Add(ref x, source[2]), ref Unsafe.Add(ref x, source[3]),
-                        ref off, taps, ref Unsafe.Add(ref w, cb * taps * bc), ref sums);
-                else
-                    DirectBlock4x4<T, TV, TOps>(ref Unsafe.Add(ref x, source[0]), ref Unsafe.Add(ref x, source[1]), ref Unsafe.Add(ref x, source[2]), ref Unsafe.Add(ref x, source[3]),
-                        ref off, taps, ref Unsafe.Add(ref w, cb * taps * bc), ref sums);
+                        ref off, taps, ref Unsafe.Add(ref w, cb * taps * bc), in store);
+                    continue;
+                }
+                DirectBlock4x4<T, TV, TOps>(ref Unsafe.Add(ref x, source[0]), ref Unsafe.Add(ref x, source[1]), ref Unsafe.Add(ref x, source[2]), ref Unsafe.Add(ref x, source[3]),
+                    ref off, taps, ref Unsafe.Add(ref w, cb * taps * bc), ref sums);
                 output.Put<TV, TOps>(ref sums, cb * bc, dest, count, bc);
             }
         }

@@ -25,9 +25,10 @@ internal static partial class ConvOps
 
     /// <summary>
     /// One block of 6 channels at four slots reading from x0..x3: 24 accumulators, 4 input loads and 6 weight broadcasts
-    /// per tap; the sums are parked at sums[(k·4 + v)·L] for channel k, slot v.
+    /// per tap; then + bias, max(·, 0) and the stores straight from the accumulators (no parking: the 25 taps of a
+    /// one-channel 5×5 convolution leave the store a large share of the time).
     /// </summary>
-    private static void DirectBlock6x4<T, TV, TOps>(ref T x0, ref T x1, ref T x2, ref T x3, ref int off, int taps, ref T w, ref T sums)
+    private static void DirectBlock6x4<T, TV, TOps>(ref T x0, ref T x1, ref T x2, ref T x3, ref int off, int taps, ref T w, in DirectBlockStore<T> store)
         where T : unmanaged, IFloatingPointIeee754<T> where TV : struct where TOps : struct, IDirectSimd<TV, T>
     {
         TV a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default;
@@ -51,13 +52,12 @@ internal static partial class ConvOps
             b = TOps.Broadcast(Unsafe.Add(ref wt, 5));
             a50 = TOps.MultiplyAdd(b, v0, a50); a51 = TOps.MultiplyAdd(b, v1, a51); a52 = TOps.MultiplyAdd(b, v2, a52); a53 = TOps.MultiplyAdd(b, v3, a53);
         }
-        int l = TOps.Count;
-        TOps.Store(a00, ref sums, 0); TOps.Store(a01, ref sums, l); TOps.Store(a02, ref sums, 2 * l); TOps.Store(a03, ref sums, 3 * l);
-        TOps.Store(a10, ref sums, 4 * l); TOps.Store(a11, ref sums, 5 * l); TOps.Store(a12, ref sums, 6 * l); TOps.Store(a13, ref sums, 7 * l);
-        TOps.Store(a20, ref sums, 8 * l); TOps.Store(a21, ref sums, 9 * l); TOps.Store(a22, ref sums, 10 * l); TOps.Store(a23, ref sums, 11 * l);
-        TOps.Store(a30, ref sums, 12 * l); TOps.Store(a31, ref sums, 13 * l); TOps.Store(a32, ref sums, 14 * l); TOps.Store(a33, ref sums, 15 * l);
-        TOps.Store(a40, ref sums, 16 * l); TOps.Store(a41, ref sums, 17 * l); TOps.Store(a42, ref sums, 18 * l); TOps.Store(a43, ref sums, 19 * l);
-        TOps.Store(a50, ref sums, 20 * l); TOps.Store(a51, ref sums, 21 * l); TOps.Store(a52, ref sums, 22 * l); TOps.Store(a53, ref sums, 23 * l);
+        store.Channel<TV, TOps>(0, a00, a01, a02, a03);
+        if (store.Channels > 1) store.Channel<TV, TOps>(1, a10, a11, a12, a13);
+        if (store.Channels > 2) store.Channel<TV, TOps>(2, a20, a21, a22, a23);
+        if (store.Channels > 3) store.Channel<TV, TOps>(3, a30, a31, a32, a33);
+        if (store.Channels > 4) store.Channel<TV, TOps>(4, a40, a41, a42, a43);
+        if (store.Channels > 5) store.Channel<TV, TOps>(5, a50, a51, a52, a53);
     }
 
     /// <summary>One block of 6 channels at one slot; sums parked at sums[k·L].</summary>

@@ -184,6 +184,22 @@ internal static partial class ConvOps
 
         public int Slots { get; }
 
+        /// <summary>
+        /// Where a block of <paramref name="channels"/> channels from co0 at the four slots <paramref name="dest"/> stores
+        /// (bounds checked here once, then written unchecked by the kernel); channels past the end are dropped.
+        /// </summary>
+        public readonly DirectBlockStore<T> Block(int co0, int channels, ReadOnlySpan<int> dest, ReadOnlySpan<int> count)
+        {
+            int channelsHere = Math.Min(channels, _outChannels - co0);
+            if (_accumulate || dest.Length != 4 || channelsHere <= 0) throw new InvalidOperationException("A direct block store takes four slots of at least one channel, without accumulation.");
+            long last = (long)(co0 + channelsHere - 1) * _plane;
+            for (int v = 0; v < 4; v++)
+                if (dest[v] < 0 || (uint)count[v] > (uint)_lanes || last + dest[v] + count[v] > _y.Length) throw new ArgumentOutOfRangeException(nameof(dest));
+            ref T bias = ref _bias.IsEmpty ? ref Unsafe.NullRef<T>() : ref MemoryMarshal.GetReference(_bias.Slice(co0, channelsHere));
+            return new DirectBlockStore<T>(ref Unsafe.Add(ref MemoryMarshal.GetReference(_y), co0 * _plane), ref bias, !_bias.IsEmpty, _relu, _plane, channelsHere,
+                dest[0], dest[1], dest[2], dest[3], count[0], count[1], count[2], count[3]);
+        }
+
         /// <summary>Slot s: where it starts in a padded input plane, where its lanes go in an output plane, how many are kept.</summary>
         public readonly void Slot(int s, out int source, out int dest, out int count)
         {
@@ -234,6 +250,42 @@ internal static partial class ConvOps
                     }
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// The output of one register block of four slots, for a kernel that stores its accumulators itself: Y at the first
+    /// channel's plane, that channel's bias (when present), the plane size, the channels kept, each slot's offset in a
+    /// plane and lane count. Checked by <see cref="DirectOutput{T}.Block"/>.
+    /// </summary>
+    private readonly ref struct DirectBlockStore<T>(ref T y, ref T bias, bool hasBias, bool relu, int plane, int channels, int d0, int d1, int d2, int d3, int n0, int n1, int n2, int n3)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        private readonly ref T _y = ref y;
+        private readonly ref T _bias = ref bias;
+
+        public int Channels { get; } = channels;
+
+        /// <summary>Stores channel k's four slots: + bias, then max(·, 0) for a fused Relu (the order of <see cref="DirectOutput{T}.Put"/>).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Channel<TV, TOps>(int k, TV s0, TV s1, TV s2, TV s3) where TV : struct where TOps : struct, IDirectSimd<TV, T>
+        {
+            ref T p = ref Unsafe.Add(ref _y, k * plane);
+            TV b = hasBias ? TOps.Broadcast(Unsafe.Add(ref _bias, k)) : default;
+            Emit<TV, TOps>(s0, b, ref Unsafe.Add(ref p, d0), n0);
+            Emit<TV, TOps>(s1, b, ref Unsafe.Add(ref p, d1), n1);
+            Emit<TV, TOps>(s2, b, ref Unsafe.Add(ref p, d2), n2);
+            Emit<TV, TOps>(s3, b, ref Unsafe.Add(ref p, d3), n3);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void Emit<TV, TOps>(TV sum, TV b, ref T d, int n) where TV : struct where TOps : struct, IDirectSimd<TV, T>
+        {
+            if (hasBias) sum = TOps.Add(sum, b);
+            if (relu) sum = TOps.Relu(sum);
+            // Masked: the lanes past the row are neither read nor written (they may belong to another thread's band).
+            if (n == TOps.Count) TOps.Store(sum, ref d, 0);
+            else TOps.StorePartial(sum, ref d, n);
         }
     }
 }
