@@ -27,7 +27,6 @@ internal static class OpRegistry
         ActivationOps.Register(all);
         MatMulOps.Register(all);
         ConvOps.Register(all);
-        FusedOps.Register(all); // nodes of PlanFusion (Runtime/PlanFusion.cs), plan-only
         PoolingOps.Register(all);
         NormalizationOps.Register(all);
         ReductionOps.Register(all);

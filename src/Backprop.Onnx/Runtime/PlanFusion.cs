@@ -5,9 +5,8 @@ namespace Backprop.Onnx.Runtime;
 
 /// <summary>
 /// Plan-level fusion: when a graph is compiled, an op whose only reader is an elementwise activation becomes one node of
-/// our domain that also applies the activation (the "fused elementwise epilogue"): FusedConv where the convolution
-/// stores its output, FusedGemm in place on Gemm's fresh output. ONNX Runtime's com.microsoft FusedConv and FusedGemm,
-/// made by its ConvActivationFusion and GemmActivationFusion graph transformers, are the precedent. Only the compiled
+/// our domain that applies the activation where it writes its output (the "fused elementwise epilogue"; ONNX Runtime's
+/// com.microsoft FusedConv, made by its ConvActivationFusion graph transformer, is the precedent). Only the compiled
 /// plan runs the fused node: the model, its gradient graph and an export still see the original two nodes.
 /// </summary>
 /// <remarks>
@@ -22,7 +21,6 @@ internal static class PlanFusion
     private static readonly (string Producer, string Activation, string Fused)[] Pairs =
     [
         ("Conv", "Relu", ConvOps.FusedConvOp),
-        ("Gemm", "Relu", FusedOps.FusedGemmOp),
     ];
 
     /// <summary>Turns the pass off for plans compiled on this thread (tests compare fused and unfused plans).</summary>

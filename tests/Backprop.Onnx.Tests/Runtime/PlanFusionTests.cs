@@ -8,8 +8,8 @@ using Backprop.Onnx.Training;
 namespace Backprop.Onnx.Tests.Runtime;
 
 /// <summary>
-/// <see cref="PlanFusion"/>: a Conv (a Gemm) whose only reader is a Relu runs as one FusedConv (FusedGemm) node and gives
-/// the unfused plan's outputs bit for bit (float and double, direct and im2col paths, NaN and ±∞ inputs); a Conv whose output is also a
+/// <see cref="PlanFusion"/>: a Conv whose only reader is a Relu runs as one FusedConv node and gives the unfused plan's
+/// outputs bit for bit (float and double, direct and im2col paths, NaN and ±∞ inputs); a Conv whose output is also a
 /// graph output or has a second reader is left alone; the bench models' gradient plans give the same gradients fused and
 /// unfused, and the graph itself is never changed.
 /// </summary>
@@ -87,10 +87,9 @@ public sealed class PlanFusionTests
     }
 
     [TestMethod]
-    [DataRow("bench/w2_lenet", 2, 2)]
-    [DataRow("lenet", 2, 2)]
-    [DataRow("bench/w1_mlp", 0, 2)]
-    public void GradientPlan_FusedAndUnfused_GiveTheSameGradientsBitForBit(string id, int fusedConvs, int fusedGemms)
+    [DataRow("bench/w2_lenet")]
+    [DataRow("lenet")]
+    public void GradientPlan_FusedAndUnfused_GiveTheSameGradientsBitForBit(string id)
     {
         var model = ModelImporter.Load(Path.Combine(TestPaths.OnnxModels, id, "model.onnx"));
         var input = model.Graph.RuntimeInputs.First();
@@ -114,8 +113,7 @@ public sealed class PlanFusionTests
         {
             PlanFusion.DisabledOnThisThread = false;
         }
-        Assert.AreEqual(fusedConvs, fused.PlannedNodes.Count(n => n.OpType == ConvOps.FusedConvOp), "Conv + Relu pairs fused in the gradient plan");
-        Assert.AreEqual(fusedGemms, fused.PlannedNodes.Count(n => n.OpType == FusedOps.FusedGemmOp), "Gemm + Relu pairs fused in the gradient plan");
+        Assert.AreEqual(2, fused.PlannedNodes.Count(n => n.OpType == ConvOps.FusedConvOp), "both LeNet convolutions fuse in the gradient plan");
         Assert.AreEqual(nodes, gradientModel.Graph.Nodes.Count, "compiling does not change the gradient graph");
         Assert.IsTrue(gradientModel.Graph.Nodes.All(n => n.OpType != ConvOps.FusedConvOp), "the gradient graph has no fused node");
         var random = new Random(7);
@@ -130,56 +128,6 @@ public sealed class PlanFusionTests
         var actual = fused.Run(feeds);
         Assert.AreEqual(expected.Count, actual.Count);
         foreach (var (name, t) in expected) AssertSameBits(t, actual[name], $"{id}: {name}");
-    }
-
-    [TestMethod]
-    [DataRow(false, 1)]
-    [DataRow(true, 1)]
-    [DataRow(false, 2)]
-    [DataRow(true, 2)]
-    public void GemmRelu_IsFused_AndMatchesTheUnfusedPlanBitForBit(bool isDouble, int threads)
-    {
-        // Y = Relu(alpha·A·Bᵀ + beta·C) for A 37×53 (with NaN and ±∞), B 29×53, C broadcast from [29].
-        var random = new Random(41);
-        OnnxTensor Random(params int[] shape)
-        {
-            var values = Enumerable.Range(0, shape.Aggregate(1, (a, b) => a * b)).Select(_ => random.NextDouble() - 0.5).ToArray();
-            return isDouble ? OnnxTensor.FromArray(values, shape) : OnnxTensor.FromArray(values.Select(v => (float)v).ToArray(), shape);
-        }
-        var a = Random(37, 53);
-        SetElement(a, 5, double.NaN);
-        SetElement(a, 100, double.PositiveInfinity);
-        SetElement(a, 700, double.NegativeInfinity);
-        var model = new OnnxModel { IrVersion = 8 };
-        model.OpsetImports.Add(new OpsetImport("", 13));
-        var g = model.Graph;
-        var type = isDouble ? DataType.Double : DataType.Float;
-        g.Inputs.Add(new ValueInfo("a", type, [Dim.Of(37), Dim.Of(53)]));
-        g.Initializers["b"] = Random(29, 53);
-        g.Initializers["c"] = Random(29);
-        var gemm = new Node("Gemm", ["a", "b", "c"], ["g"], "gemm");
-        gemm.Attributes.Add(OnnxAttribute.FromInt("transB", 1));
-        gemm.Attributes.Add(OnnxAttribute.FromFloat("alpha", 0.75f));
-        gemm.Attributes.Add(OnnxAttribute.FromFloat("beta", 1.5f));
-        g.Nodes.Add(gemm);
-        g.Nodes.Add(new Node("Relu", ["g"], ["y"], "relu"));
-        g.Outputs.Add(new ValueInfo("y", type, null));
-        var feeds = new Dictionary<string, OnnxTensor> { ["a"] = a };
-        var fused = ExecutionPlan.Compile(model, new ExecutionOptions { Threads = threads });
-        CollectionAssert.AreEqual(new[] { FusedOps.FusedGemmOp }, fused.PlannedNodes.Select(n => n.OpType).ToArray());
-        ExecutionPlan plain;
-        PlanFusion.DisabledOnThisThread = true;
-        try
-        {
-            plain = ExecutionPlan.Compile(model, new ExecutionOptions { Threads = threads });
-        }
-        finally
-        {
-            PlanFusion.DisabledOnThisThread = false;
-        }
-        var actual = fused.Run(feeds)["y"];
-        AssertSameBits(plain.Run(feeds)["y"], actual, $"Gemm double {isDouble} threads {threads}");
-        Assert.IsTrue(ToDoubles(actual).Any(double.IsNaN) && ToDoubles(actual).Any(v => v == 0), "NaN kept, negatives zeroed");
     }
 
     /// <summary>Conv(x, w, b) → c, Relu(c) → y; optionally c is also a graph output, or Neg(c) → z reads it too. x holds a NaN, +∞ and −∞.</summary>
