@@ -22,7 +22,8 @@ internal enum DirectConvPath
 /// the input). With the input planes padded to hp × wp, output (r, c) of channel co is
 /// y[co, r, c] = Σ_{ci, i, j} W[co, ci, i, j] · xPad[ci, r + i·dh, c + j·dw] (ONNX spec "Conv" with the padding already
 /// applied), so a vector of consecutive output columns c..c+L−1 reads consecutive input columns for every tap
-/// (ci, i, j). A register block of 4 output channels × 4 such vectors accumulates one broadcast weight times one loaded
+/// (ci, i, j). A register block of 4 output channels (6 in Conv's forward where that pads fewer channels,
+/// ConvOps.DirectBlock6.cs) × 4 such vectors accumulates one broadcast weight times one loaded
 /// input vector per tap and pair, the loop structure of MLAS's NCHWc direct convolution and of the "direct convolution"
 /// of Zhang, Franchetti and Low, "High Performance Zero-Memory Overhead Direct Convolutions" (ICML 2018).
 /// </summary>
@@ -103,23 +104,24 @@ internal static partial class ConvOps
         return outH * ((outW + lanes - 1) / lanes);
     }
 
-    /// <summary>Length of the packed weights of <paramref name="outChannels"/> channels with <paramref name="taps"/> taps each.</summary>
-    private static int DirectPackedLength(int outChannels, int taps) =>
-        (outChannels + DirectBlockChannels - 1) / DirectBlockChannels * DirectBlockChannels * taps;
+    /// <summary>Length of the packed weights of <paramref name="outChannels"/> channels with <paramref name="taps"/> taps each, in blocks of <paramref name="block"/> channels.</summary>
+    private static int DirectPackedLength(int outChannels, int taps, int block = DirectBlockChannels) =>
+        (outChannels + block - 1) / block * block * taps;
 
     /// <summary>
-    /// Packs w [outChannels, taps] into blocks of 4 channels, tap-major: packed[(cb·taps + t)·4 + k] = w[cb·4 + k, t], zero
-    /// for channels past the end, so a block's 4 weights of one tap are adjacent.
+    /// Packs w [outChannels, taps] into blocks of <paramref name="block"/> channels (4 for the column-vectorized kernel, a
+    /// vector's lanes for the channel-vectorized one), tap-major: packed[(cb·taps + t)·block + k] = w[cb·block + k, t], zero
+    /// for channels past the end, so a block's weights of one tap are adjacent.
     /// </summary>
-    private static void PackDirectWeights<T>(ReadOnlySpan<T> w, int outChannels, int taps, Span<T> packed) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void PackDirectWeights<T>(ReadOnlySpan<T> w, int outChannels, int taps, Span<T> packed, int block = DirectBlockChannels) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int blocks = (outChannels + DirectBlockChannels - 1) / DirectBlockChannels;
+        int blocks = (outChannels + block - 1) / block;
         for (int cb = 0; cb < blocks; cb++)
-            for (int k = 0; k < DirectBlockChannels; k++)
+            for (int k = 0; k < block; k++)
             {
-                int co = cb * DirectBlockChannels + k;
+                int co = cb * block + k;
                 for (int t = 0; t < taps; t++)
-                    packed[(cb * taps + t) * DirectBlockChannels + k] = co < outChannels ? w[co * taps + t] : T.Zero;
+                    packed[(cb * taps + t) * block + k] = co < outChannels ? w[co * taps + t] : T.Zero;
             }
     }
 
@@ -137,23 +139,27 @@ internal static partial class ConvOps
     /// given, for the output slots [<paramref name="slotBegin"/>, <paramref name="slotEnd"/>) only (see <see cref="DirectSlots"/>).
     /// </summary>
     private static void DirectConv2DPacked<T>(ReadOnlySpan<T> xPad, ReadOnlySpan<T> packed, ReadOnlySpan<int> offsets, int outChannels, ReadOnlySpan<T> bias,
-        Span<T> y, int outH, int outW, int wp, bool accumulate, DirectConvPath path, int slotBegin = 0, int slotEnd = int.MaxValue) where T : unmanaged, IFloatingPointIeee754<T>
+        Span<T> y, int outH, int outW, int wp, bool accumulate, DirectConvPath path, int slotBegin = 0, int slotEnd = int.MaxValue, bool relu = false,
+        int blockChannels = DirectBlockChannels) where T : unmanaged, IFloatingPointIeee754<T>
     {
         bool wide = path == DirectConvPath.Vector512 || (path == DirectConvPath.Auto && Vector512.IsHardwareAccelerated);
-        if (wide) DirectConv2DRun<T, Vector512<T>, Simd512<T>>(xPad, packed, offsets, outChannels, bias, y, outH, outW, wp, accumulate, slotBegin, slotEnd);
-        else DirectConv2DRun<T, Vector256<T>, Simd256<T>>(xPad, packed, offsets, outChannels, bias, y, outH, outW, wp, accumulate, slotBegin, slotEnd);
+        if (wide) DirectConv2DRun<T, Vector512<T>, Simd512<T>>(xPad, packed, offsets, outChannels, bias, y, outH, outW, wp, accumulate, slotBegin, slotEnd, relu, blockChannels);
+        else DirectConv2DRun<T, Vector256<T>, Simd256<T>>(xPad, packed, offsets, outChannels, bias, y, outH, outW, wp, accumulate, slotBegin, slotEnd, relu, blockChannels);
     }
 
     private static void DirectConv2DRun<T, TV, TOps>(ReadOnlySpan<T> xPad, ReadOnlySpan<T> packed, ReadOnlySpan<int> offsets, int outChannels, ReadOnlySpan<T> bias,
-        Span<T> y, int outH, int outW, int wp, bool accumulate, int slotBegin, int slotEnd)
+        Span<T> y, int outH, int outW, int wp, bool accumulate, int slotBegin, int slotEnd, bool relu, int blockChannels)
         where T : unmanaged, IFloatingPointIeee754<T> where TV : struct where TOps : struct, IDirectSimd<TV, T>
     {
-        var output = new DirectOutput<T>(y, bias, outChannels, outH, outW, wp, TOps.Count, accumulate);
-        int taps = offsets.Length, blocks = (outChannels + DirectBlockChannels - 1) / DirectBlockChannels, slots = Math.Min(slotEnd, output.Slots);
+        var output = new DirectOutput<T>(y, bias, outChannels, outH, outW, wp, TOps.Count, accumulate, relu);
+        int bc = blockChannels, taps = offsets.Length, blocks = (outChannels + bc - 1) / bc, slots = Math.Min(slotEnd, output.Slots);
+        bool six = bc == DirectBlockChannels6;
+        if (!six && bc != DirectBlockChannels) throw new ArgumentOutOfRangeException(nameof(blockChannels), bc, "Blocks of 4 or 6 channels.");
+        if (six && accumulate) throw new ArgumentException("Blocks of 6 channels store without accumulating.", nameof(accumulate));
         ref T x = ref MemoryMarshal.GetReference(xPad);
         ref int off = ref MemoryMarshal.GetReference(offsets);
         ref T w = ref MemoryMarshal.GetReference(packed);
-        Span<T> parked = stackalloc T[4 * DirectBlockChannels * TOps.Count];
+        Span<T> parked = stackalloc T[4 * DirectBlockChannels6 * TOps.Count];
         ref T sums = ref MemoryMarshal.GetReference(parked);
         Span<int> source = stackalloc int[4], dest = stackalloc int[4], count = stackalloc int[4];
         int s = slotBegin;
@@ -163,9 +169,17 @@ internal static partial class ConvOps
             for (int v = 0; v < 4; v++) output.Slot(s + v, out source[v], out dest[v], out count[v]);
             for (int cb = 0; cb < blocks; cb++)
             {
+                if (six)
+                {
+                    // Stores from the accumulators itself (Conv's forward, never accumulating).
+                    var store = output.Block(cb * bc, bc, dest, count);
+                    DirectBlock6x4<T, TV, TOps>(ref Unsafe.Add(ref x, source[0]), ref Unsafe.Add(ref x, source[1]), ref Unsafe.Add(ref x, source[2]), ref Unsafe.Add(ref x, source[3]),
+                        ref off, taps, ref Unsafe.Add(ref w, cb * taps * bc), in store);
+                    continue;
+                }
                 DirectBlock4x4<T, TV, TOps>(ref Unsafe.Add(ref x, source[0]), ref Unsafe.Add(ref x, source[1]), ref Unsafe.Add(ref x, source[2]), ref Unsafe.Add(ref x, source[3]),
-                    ref off, taps, ref Unsafe.Add(ref w, cb * taps * DirectBlockChannels), ref sums);
-                output.Put<TV, TOps>(ref sums, cb * DirectBlockChannels, dest, count);
+                    ref off, taps, ref Unsafe.Add(ref w, cb * taps * bc), ref sums);
+                output.Put<TV, TOps>(ref sums, cb * bc, dest, count, bc);
             }
         }
         for (; s < slots; s++)
@@ -173,8 +187,9 @@ internal static partial class ConvOps
             output.Slot(s, out source[0], out dest[0], out count[0]);
             for (int cb = 0; cb < blocks; cb++)
             {
-                DirectBlock4x1<T, TV, TOps>(ref Unsafe.Add(ref x, source[0]), ref off, taps, ref Unsafe.Add(ref w, cb * taps * DirectBlockChannels), ref sums);
-                output.Put<TV, TOps>(ref sums, cb * DirectBlockChannels, dest[..1], count[..1]);
+                if (six) DirectBlock6x1<T, TV, TOps>(ref Unsafe.Add(ref x, source[0]), ref off, taps, ref Unsafe.Add(ref w, cb * taps * bc), ref sums);
+                else DirectBlock4x1<T, TV, TOps>(ref Unsafe.Add(ref x, source[0]), ref off, taps, ref Unsafe.Add(ref w, cb * taps * bc), ref sums);
+                output.Put<TV, TOps>(ref sums, cb * bc, dest[..1], count[..1], bc);
             }
         }
     }

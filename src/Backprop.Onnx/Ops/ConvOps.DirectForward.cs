@@ -43,23 +43,26 @@ internal static partial class ConvOps
         && (long)s.M * s.OutputSize <= int.MaxValue / 2;
 
     /// <summary>Conv forward of X (N, C, H, W) by direct convolution; the caller checked <see cref="UseDirect"/>.</summary>
-    private static void ConvForwardDirect<T>(T[] x, T[] w, T[]? bias, T[] y, ConvShape s, int threads, DirectConvPath path = DirectConvPath.Auto)
+    private static void ConvForwardDirect<T>(T[] x, T[] w, T[]? bias, T[] y, ConvShape s, int threads, DirectConvPath path = DirectConvPath.Auto, bool relu = false)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int taps = s.C * s.KernelSize;
-        T[] packed = ArrayPool<T>.Shared.Rent(DirectPackedLength(s.M, taps));
+        // Rows narrower than a vector: the vector runs along the output channels instead (ConvOps.DirectChannels.cs).
+        bool channels = UseDirectChannels<T>(s, path);
+        int block = channels ? DirectLanes<T>(path) : DirectForwardBlockChannels(s.M, path);
+        T[] packed = ArrayPool<T>.Shared.Rent(DirectPackedLength(s.M, taps, block));
         int[] offsets = ArrayPool<int>.Shared.Rent(taps);
         var job = DirectForwardJob<T>.Rent();
         try
         {
-            PackDirectWeights<T>(w, s.M, taps, packed);
+            PackDirectWeights<T>(w, s.M, taps, packed, block);
             var phases = new DirectPhases(s);
             phases.Offsets(s.C, s.Kernel[0], s.Kernel[1], s.Dilations[0], s.Dilations[1], offsets);
             // Work items are (image, band of output slots); an image is split into bands only when there are too few images
             // to give every thread several. Each output is computed the same way whatever the split.
-            int slots = DirectSlots<T>(s.Output[0], s.Output[1], path);
+            int slots = channels ? s.Output[0] * ChannelSegments(s.Output[1]) : DirectSlots<T>(s.Output[0], s.Output[1], path);
             int bands = threads <= 1 || s.N >= threads * DirectItemsPerThread ? 1 : Math.Clamp(threads * DirectItemsPerThread / s.N, 1, Math.Max(1, slots / 4));
-            job.Set(x, packed, offsets, taps, bias, y, s, phases, path, slots, bands);
+            job.Set(x, packed, offsets, taps, bias, y, s, phases, path, slots, bands, relu, channels, block);
             int items = s.N * bands, chunks = threads <= 1 ? 1 : Math.Min(items, threads * DirectItemsPerThread);
             if (chunks == 1) job.Run(0, items);
             else ChunkRunner.ForRanges(items, chunks, 0, threads, job.Body);
@@ -83,10 +86,11 @@ internal static partial class ConvOps
         private T[] _x = [], _packed = [], _y = [];
         private T[]? _bias;
         private int[] _offsets = [];
-        private int _taps, _slots, _bands;
+        private int _taps, _slots, _bands, _block;
         private DirectPhases _phases;
         private ConvShape? _shape;
         private DirectConvPath _path;
+        private bool _relu, _channels;
 
         private DirectForwardJob() => Body = Run;
 
@@ -95,9 +99,11 @@ internal static partial class ConvOps
 
         public static DirectForwardJob<T> Rent() => Interlocked.Exchange(ref _cached, null) ?? new DirectForwardJob<T>();
 
-        public void Set(T[] x, T[] packed, int[] offsets, int taps, T[]? bias, T[] y, ConvShape shape, DirectPhases phases, DirectConvPath path, int slots, int bands)
+        public void Set(T[] x, T[] packed, int[] offsets, int taps, T[]? bias, T[] y, ConvShape shape, DirectPhases phases, DirectConvPath path, int slots, int bands, bool relu,
+            bool channels, int block)
         {
             (_x, _packed, _offsets, _taps, _bias, _y, _shape, _phases, _path, _slots, _bands) = (x, packed, offsets, taps, bias, y, shape, phases, path, slots, bands);
+            (_relu, _channels, _block) = (relu, channels, block);
         }
 
         /// <summary>Drops the references to the call's arrays and returns the job to the cache.</summary>
@@ -127,8 +133,11 @@ internal static partial class ConvOps
                     padded = n;
                     // Band boundaries on multiples of 4 slots, so the register blocks are the same as in one pass.
                     int groups = (_slots + 3) / 4, slotBegin = (int)((long)groups * band / _bands) * 4, slotEnd = (int)((long)groups * (band + 1) / _bands) * 4;
-                    DirectConv2DPacked<T>(pad, _packed, _offsets.AsSpan(0, _taps), s.M, _bias, _y.AsSpan((int)((long)n * s.M * outSize), s.M * outSize),
-                        s.Output[0], s.Output[1], _phases.Width, accumulate: false, _path, slotBegin, slotEnd);
+                    var yn = _y.AsSpan((int)((long)n * s.M * outSize), s.M * outSize);
+                    if (_channels)
+                        DirectChannelsPacked<T>(pad, _packed, _offsets.AsSpan(0, _taps), s.M, _bias, yn, s.Output[0], s.Output[1], _phases.Width, _path, slotBegin, Math.Min(slotEnd, _slots), _relu);
+                    else
+                        DirectConv2DPacked<T>(pad, _packed, _offsets.AsSpan(0, _taps), s.M, _bias, yn, s.Output[0], s.Output[1], _phases.Width, accumulate: false, _path, slotBegin, slotEnd, _relu, _block);
                 }
             }
             finally

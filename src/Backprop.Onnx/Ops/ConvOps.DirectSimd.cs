@@ -29,6 +29,9 @@ internal static partial class ConvOps
 
         static abstract TV Add(TV a, TV b);
 
+        /// <summary>max(a, 0) per lane with IEEE 754 maximum semantics (NaN stays NaN, −0 becomes +0), as TensorPrimitives.Max.</summary>
+        static abstract TV Relu(TV a);
+
         /// <summary>The first <paramref name="count"/> (&lt; Count) elements at <paramref name="source"/>, zeros after; reads nothing past them.</summary>
         static abstract TV LoadPartial(ref T source, int count);
 
@@ -60,7 +63,11 @@ internal static partial class ConvOps
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<T> Add(Vector512<T> a, Vector512<T> b) => a + b;
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<T> Relu(Vector512<T> a) => Vector512.Max(a, Vector512<T>.Zero);
+
         // AVX-512 masked loads and stores suppress faults and writes in the masked-off lanes (Intel SDM, VMOVUPS with a mask).
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static unsafe Vector512<T> LoadPartial(ref T source, int count)
         {
             fixed (T* p = &source)
@@ -75,6 +82,7 @@ internal static partial class ConvOps
             }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static unsafe void StorePartial(Vector512<T> value, ref T destination, int count)
         {
             fixed (T* p = &destination)
@@ -113,7 +121,11 @@ internal static partial class ConvOps
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<T> Add(Vector256<T> a, Vector256<T> b) => a + b;
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<T> Relu(Vector256<T> a) => Vector256.Max(a, Vector256<T>.Zero);
+
         // VMASKMOVPS/PD leave masked-off lanes alone and do not fault on them (Intel SDM, VMASKMOV).
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static unsafe Vector256<T> LoadPartial(ref T source, int count)
         {
             fixed (T* p = &source)
@@ -128,6 +140,7 @@ internal static partial class ConvOps
             }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static unsafe void StorePartial(Vector256<T> value, ref T destination, int count)
         {
             fixed (T* p = &destination)
@@ -152,10 +165,11 @@ internal static partial class ConvOps
         private readonly Span<T> _y;
         private readonly ReadOnlySpan<T> _bias;
         private readonly int _outChannels, _plane, _outW, _wp, _lanes, _slotsPerRow;
-        private readonly bool _accumulate;
+        private readonly bool _accumulate, _relu;
 
-        public DirectOutput(Span<T> y, ReadOnlySpan<T> bias, int outChannels, int outH, int outW, int wp, int lanes, bool accumulate)
+        public DirectOutput(Span<T> y, ReadOnlySpan<T> bias, int outChannels, int outH, int outW, int wp, int lanes, bool accumulate, bool relu = false)
         {
+            _relu = relu;
             _y = y;
             _bias = bias;
             _outChannels = outChannels;
@@ -170,6 +184,22 @@ internal static partial class ConvOps
 
         public int Slots { get; }
 
+        /// <summary>
+        /// Where a block of <paramref name="channels"/> channels from co0 at the four slots <paramref name="dest"/> stores
+        /// (bounds checked here once, then written unchecked by the kernel); channels past the end are dropped.
+        /// </summary>
+        public readonly DirectBlockStore<T> Block(int co0, int channels, ReadOnlySpan<int> dest, ReadOnlySpan<int> count)
+        {
+            int channelsHere = Math.Min(channels, _outChannels - co0);
+            if (_accumulate || dest.Length != 4 || channelsHere <= 0) throw new InvalidOperationException("A direct block store takes four slots of at least one channel, without accumulation.");
+            long last = (long)(co0 + channelsHere - 1) * _plane;
+            for (int v = 0; v < 4; v++)
+                if (dest[v] < 0 || (uint)count[v] > (uint)_lanes || last + dest[v] + count[v] > _y.Length) throw new ArgumentOutOfRangeException(nameof(dest));
+            ref T bias = ref _bias.IsEmpty ? ref Unsafe.NullRef<T>() : ref MemoryMarshal.GetReference(_bias.Slice(co0, channelsHere));
+            return new DirectBlockStore<T>(ref Unsafe.Add(ref MemoryMarshal.GetReference(_y), co0 * _plane), ref bias, !_bias.IsEmpty, _relu, _plane, channelsHere,
+                dest[0], dest[1], dest[2], dest[3], count[0], count[1], count[2], count[3]);
+        }
+
         /// <summary>Slot s: where it starts in a padded input plane, where its lanes go in an output plane, how many are kept.</summary>
         public readonly void Slot(int s, out int source, out int dest, out int count)
         {
@@ -180,39 +210,82 @@ internal static partial class ConvOps
         }
 
         /// <summary>
-        /// Stores the parked sums of channels co0..co0+3 (sums[(k·slots + v)·L] for channel k, slot v): + bias, + y when
-        /// accumulating, lanes past each slot's count and channels past the end dropped.
+        /// Stores the parked sums of channels co0..co0+channels−1 (sums[(k·slots + v)·L] for channel k, slot v): + bias, + y when
+        /// accumulating, then max(·, 0) for a fused Relu; lanes past each slot's count and channels past the end dropped.
         /// </summary>
-        public readonly void Put<TV, TOps>(ref T sums, int co0, ReadOnlySpan<int> dest, ReadOnlySpan<int> count) where TV : struct where TOps : struct, IDirectSimd<TV, T>
+        public readonly void Put<TV, TOps>(ref T sums, int co0, ReadOnlySpan<int> dest, ReadOnlySpan<int> count, int channels = DirectBlockChannels)
+            where TV : struct where TOps : struct, IDirectSimd<TV, T>
         {
-            int slots = dest.Length;
-            for (int k = 0; k < DirectBlockChannels; k++)
+            int slots = dest.Length, channelsHere = Math.Min(channels, _outChannels - co0);
+            if (channelsHere <= 0) return;
+            // One bounds check for the whole block (the last channel's plane is the farthest), then unchecked stores.
+            long last = (long)(co0 + channelsHere - 1) * _plane;
+            for (int v = 0; v < slots; v++)
+                if (dest[v] < 0 || (uint)count[v] > (uint)_lanes || last + dest[v] + count[v] > _y.Length) throw new ArgumentOutOfRangeException(nameof(dest));
+            ref T y0 = ref MemoryMarshal.GetReference(_y);
+            bool hasBias = !_bias.IsEmpty;
+            for (int k = 0; k < channelsHere; k++)
             {
-                int co = co0 + k;
-                if (co >= _outChannels) return;
-                bool hasBias = !_bias.IsEmpty;
-                T b = hasBias ? _bias[co] : T.Zero;
+                TV b = hasBias ? TOps.Broadcast(_bias[co0 + k]) : default;
+                ref T plane = ref Unsafe.Add(ref y0, (co0 + k) * _plane);
+                ref T parked = ref Unsafe.Add(ref sums, k * slots * _lanes);
                 for (int v = 0; v < slots; v++)
                 {
-                    ref T src = ref Unsafe.Add(ref sums, (k * slots + v) * _lanes);
+                    TV sum = TOps.Load(ref parked, v * _lanes);
+                    if (hasBias) sum = TOps.Add(sum, b);
+                    ref T d = ref Unsafe.Add(ref plane, dest[v]);
                     int n = count[v];
-                    var dst = _y.Slice(co * _plane + dest[v], n);
-                    TV sum = TOps.Load(ref src, 0);
-                    if (hasBias) sum = TOps.Add(sum, TOps.Broadcast(b));
-                    ref T d = ref MemoryMarshal.GetReference(dst);
                     if (n == _lanes)
                     {
                         if (_accumulate) sum = TOps.Add(TOps.Load(ref d, 0), sum);
+                        if (_relu) sum = TOps.Relu(sum);
                         TOps.Store(sum, ref d, 0);
                     }
                     else
                     {
                         // Masked: the lanes past the row are neither read nor written (they may belong to another thread's band).
                         if (_accumulate) sum = TOps.Add(TOps.LoadPartial(ref d, n), sum);
+                        if (_relu) sum = TOps.Relu(sum);
                         TOps.StorePartial(sum, ref d, n);
                     }
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// The output of one register block of four slots, for a kernel that stores its accumulators itself: Y at the first
+    /// channel's plane, that channel's bias (when present), the plane size, the channels kept, each slot's offset in a
+    /// plane and lane count. Checked by <see cref="DirectOutput{T}.Block"/>.
+    /// </summary>
+    private readonly ref struct DirectBlockStore<T>(ref T y, ref T bias, bool hasBias, bool relu, int plane, int channels, int d0, int d1, int d2, int d3, int n0, int n1, int n2, int n3)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        private readonly ref T _y = ref y;
+        private readonly ref T _bias = ref bias;
+
+        public int Channels { get; } = channels;
+
+        /// <summary>Stores channel k's four slots: + bias, then max(·, 0) for a fused Relu (the order of <see cref="DirectOutput{T}.Put"/>).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Channel<TV, TOps>(int k, TV s0, TV s1, TV s2, TV s3) where TV : struct where TOps : struct, IDirectSimd<TV, T>
+        {
+            ref T p = ref Unsafe.Add(ref _y, k * plane);
+            TV b = hasBias ? TOps.Broadcast(Unsafe.Add(ref _bias, k)) : default;
+            Emit<TV, TOps>(s0, b, ref Unsafe.Add(ref p, d0), n0);
+            Emit<TV, TOps>(s1, b, ref Unsafe.Add(ref p, d1), n1);
+            Emit<TV, TOps>(s2, b, ref Unsafe.Add(ref p, d2), n2);
+            Emit<TV, TOps>(s3, b, ref Unsafe.Add(ref p, d3), n3);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void Emit<TV, TOps>(TV sum, TV b, ref T d, int n) where TV : struct where TOps : struct, IDirectSimd<TV, T>
+        {
+            if (hasBias) sum = TOps.Add(sum, b);
+            if (relu) sum = TOps.Relu(sum);
+            // Masked: the lanes past the row are neither read nor written (they may belong to another thread's band).
+            if (n == TOps.Count) TOps.Store(sum, ref d, 0);
+            else TOps.StorePartial(sum, ref d, n);
         }
     }
 }

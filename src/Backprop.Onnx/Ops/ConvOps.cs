@@ -17,6 +17,15 @@ internal static partial class ConvOps
         // Conv (ONNX spec "Conv", versions 1, 11): Y[n, m] = Σ_c W[m, c] ⋆ X[n, g·C/G + c] + B[m] per group g.
         ops.Add(new OpDefinition("Conv", CreateConv) { Vjp = ConvVjp });
 
+        // FusedConv of our domain: Conv with its only reader, an activation, applied where the output is written (made by
+        // PlanFusion when a plan compiles; ONNX Runtime's com.microsoft FusedConv is the precedent). activation = "Relu":
+        // Y = max(Conv(X, W, B), 0), NaN kept (as Relu's TensorPrimitives.Max does). Never in a model, so no gradient rule.
+        ops.Add(new OpDefinition(FusedConvOp, CreateFusedConv, OpRegistry.BackpropDomain)
+        {
+            InferTypes = op => [op.InputType(0)],
+            NonDifferentiable = true,
+        });
+
         // ConvTranspose (ONNX spec "ConvTranspose", versions 1, 11): the adjoint of Conv in X (col2im of Wᵀ·X) + B.
         ops.Add(new OpDefinition("ConvTranspose", CreateConvTranspose) { Vjp = ConvTransposeVjp });
 
@@ -45,9 +54,22 @@ internal static partial class ConvOps
     /// <summary>Largest im2col buffer (elements) before the output columns are processed in chunks.</summary>
     private const long MaxColumnBuffer = 1 << 21;
 
-    private static Kernel CreateConv(OpContext op)
+    /// <summary>The op type of <see cref="PlanFusion"/>'s Conv + activation node.</summary>
+    internal const string FusedConvOp = "FusedConv";
+
+    private static Kernel CreateFusedConv(OpContext op)
     {
-        if (MatMulOps.IsHalfType(op.InputType(0))) return MatMulOps.Widened(op, CreateConv);
+        string activation = op.Node.GetString("activation", "");
+        if (activation != "Relu") throw op.Unsupported($"activation '{activation}'");
+        return CreateConv(op, relu: true);
+    }
+
+    private static Kernel CreateConv(OpContext op) => CreateConv(op, relu: false);
+
+    /// <summary>Conv's kernel; <paramref name="relu"/> applies max(·, 0) to every output (FusedConv).</summary>
+    private static Kernel CreateConv(OpContext op, bool relu)
+    {
+        if (MatMulOps.IsHalfType(op.InputType(0))) return MatMulOps.Widened(op, o => CreateConv(o, relu));
         op.RequireInputType(0, DataType.Float, DataType.Double);
         var window = WindowAttributes.Parse(op, requireKernelShape: false);
         long group = op.Node.GetInt("group", 1);
@@ -66,7 +88,7 @@ internal static partial class ConvOps
                 resolved = new ResolvedConv(x.Dims.ToArray(), w.Dims.ToArray(), ResolveConv(ctx, window, (int)group, x, w));
                 Volatile.Write(ref last, resolved);
             }
-            ctx.SetOutput(0, Conv(ctx, resolved.Shape, x, w, b));
+            ctx.SetOutput(0, Conv(ctx, resolved.Shape, x, w, b, relu));
         });
     }
 
@@ -97,12 +119,12 @@ internal static partial class ConvOps
         => Conv(ctx, ResolveConv(ctx, window, group, x, w), x, w, b);
 
     /// <summary>Conv of float or double tensors whose shapes were resolved into <paramref name="shape"/>.</summary>
-    private static OnnxTensor Conv(KernelContext ctx, ConvShape shape, OnnxTensor x, OnnxTensor w, OnnxTensor? b)
+    private static OnnxTensor Conv(KernelContext ctx, ConvShape shape, OnnxTensor x, OnnxTensor w, OnnxTensor? b, bool relu = false)
     {
         if (b is not null && (b.Rank != 1 || b.Dims[0] != shape.M)) throw ctx.Invalid($"bias of shape [{string.Join(',', b.Dims)}], expected [{shape.M}]");
         var y = ctx.AllocateUninitialized(x.ElementType, [shape.N, shape.M, .. shape.Output]); // every path writes every element
-        if (x.ElementType == DataType.Float) ConvForward((float[])x.Buffer, (float[])w.Buffer, (float[]?)b?.Buffer, (float[])y.Buffer, shape, ctx.Options.Threads);
-        else ConvForward((double[])x.Buffer, (double[])w.Buffer, (double[]?)b?.Buffer, (double[])y.Buffer, shape, ctx.Options.Threads);
+        if (x.ElementType == DataType.Float) ConvForward((float[])x.Buffer, (float[])w.Buffer, (float[]?)b?.Buffer, (float[])y.Buffer, shape, ctx.Options.Threads, relu: relu);
+        else ConvForward((double[])x.Buffer, (double[])w.Buffer, (double[]?)b?.Buffer, (double[])y.Buffer, shape, ctx.Options.Threads, relu: relu);
         return y;
     }
 
@@ -127,13 +149,23 @@ internal static partial class ConvOps
     /// K kernel positions; a 1×1 kernel with stride 1 and no padding multiplies X directly. Images (and groups) run in
     /// parallel when there are enough of them, else the GEMM itself uses the threads. Small 2-D ungrouped convolutions
     /// run as direct convolutions instead (<see cref="ConvForwardDirect{T}"/>) unless <paramref name="allowDirect"/> is
-    /// false (tests compare the two).
+    /// false (tests compare the two). <paramref name="relu"/> then applies max(·, 0) (IEEE 754 maximum: NaN stays NaN,
+    /// −0 becomes +0, as Relu's TensorPrimitives.Max) to every output, in the direct path where it stores them.
     /// </summary>
-    internal static void ConvForward<T>(T[] x, T[] w, T[]? bias, T[] y, ConvShape s, int threads, bool allowDirect = true) where T : unmanaged, IFloatingPointIeee754<T>
+    internal static void ConvForward<T>(T[] x, T[] w, T[]? bias, T[] y, ConvShape s, int threads, bool allowDirect = true, bool relu = false)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         // A separate method: the im2col path's closure would otherwise be allocated on entry, whichever path runs.
-        if (allowDirect && UseDirect(s)) ConvForwardDirect(x, w, bias, y, s, threads);
-        else ConvForwardIm2Col(x, w, bias, y, s, threads);
+        if (allowDirect && UseDirect(s)) ConvForwardDirect(x, w, bias, y, s, threads, relu: relu);
+        else
+        {
+            ConvForwardIm2Col(x, w, bias, y, s, threads);
+            if (relu)
+            {
+                var all = y.AsSpan(0, checked(s.N * s.M * s.OutputSize));
+                System.Numerics.Tensors.TensorPrimitives.Max(all, T.Zero, all);
+            }
+        }
     }
 
     /// <summary><see cref="ConvForward{T}"/> by im2col and GEMM (batched for small images).</summary>

@@ -56,6 +56,7 @@ public sealed class ExecutionPlan
                 user?.Name ?? graph.Name, $"value '{v.Name}' is a {kind}; only tensor values are supported");
         }
         var types = TypeInferencePass.Run(graph, opsets);
+        _order = PlanFusion.Apply(_order, graph, types); // fused activations (Conv + Relu): the plan only, the graph is unchanged
 
         _slots = new Dictionary<string, int>(StringComparer.Ordinal);
         int Slot(string name)
@@ -122,11 +123,15 @@ public sealed class ExecutionPlan
     /// <summary>Number of nodes in the plan.</summary>
     public int NodeCount => _order.Length;
 
+    /// <summary>The nodes the plan runs, in order (fused nodes of <see cref="PlanFusion"/> included).</summary>
+    internal IReadOnlyList<Node> PlannedNodes => _order;
+
     private static long VersionOfDomain(IReadOnlyDictionary<string, long> opsets, string domain) =>
         opsets.TryGetValue(OpRegistry.NormalizeDomain(domain), out long v) ? v : 1;
 
     private long VersionOf(Node node)
     {
+        if (PlanFusion.IsFused(node)) return VersionOfDomain(Opsets, "");
         string domain = OpRegistry.NormalizeDomain(node.Domain);
         if (Opsets.TryGetValue(domain, out long v)) return v;
         if (domain.Length == 0) return 1;
