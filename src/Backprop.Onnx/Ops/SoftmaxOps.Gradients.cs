@@ -114,7 +114,7 @@ internal static partial class SoftmaxOps
                 if (log)
                 {
                     T s = ReductionOps.Sum(gl);
-                    TP.Exp(yl, rl);
+                    Exp(yl, rl);
                     TP.Multiply(rl, s, rl);
                     TP.Subtract(gl, rl, rl);
                 }
