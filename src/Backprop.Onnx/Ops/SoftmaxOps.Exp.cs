@@ -87,11 +87,4 @@ internal static partial class SoftmaxOps
                 FastExp(Vector256.LoadUnsafe(ref xr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
         for (; i < n; i++) y[i] = FastExp(x[i]);
     }
-
-    /// <summary>y = exp(x): float through <see cref="FastExp(ReadOnlySpan{float}, Span{float})"/>, other types through TensorPrimitives.</summary>
-    internal static void Exp<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
-    {
-        if (typeof(T) == typeof(float)) FastExp(MemoryMarshal.Cast<T, float>(x), MemoryMarshal.Cast<T, float>(y));
-        else System.Numerics.Tensors.TensorPrimitives.Exp(x, y);
-    }
 }

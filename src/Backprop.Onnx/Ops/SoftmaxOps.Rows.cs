@@ -117,7 +117,7 @@ internal static partial class SoftmaxOps
                 if (_kind == Kind.LogSoftmax)
                 {
                     T s = ReductionOps.Sum(g);
-                    Exp<T>(x, r);
+                    TP.Exp(x, r); // not FastExp: LossOps.ClassifierRowGrad repeats this path's operations bit for bit
                     TP.Multiply(r, s, r);
                     TP.Subtract(g, r, r);
                 }
