@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Backprop.Onnx.Ops;
 
@@ -47,11 +48,21 @@ internal static partial class SoftmaxOps
         p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(P4));
         p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(P5));
         p = Vector256.FusedMultiplyAdd(p, r * r, r) + Vector256<float>.One;
-        var k = Vector256.ConvertToInt32Native(n);
-        var k1 = Vector256.ShiftRightArithmetic(k, 1);
-        var s1 = Vector256.ShiftLeft(k1 + Vector256.Create(127), 23).AsSingle();
-        var s2 = Vector256.ShiftLeft(k - k1 + Vector256.Create(127), 23).AsSingle();
-        var e = p * s1 * s2;
+        Vector256<float> e;
+        if (Avx512F.VL.IsSupported)
+        {
+            // vscalefps: p·2ⁿ rounded once, subnormal and overflow included (oneDNN's AVX-512 exp does the same),
+            // the same value as the two exact-then-rounding products below.
+            e = Avx512F.VL.Scale(p, n);
+        }
+        else
+        {
+            var k = Vector256.ConvertToInt32Native(n);
+            var k1 = Vector256.ShiftRightArithmetic(k, 1);
+            var s1 = Vector256.ShiftLeft(k1 + Vector256.Create(127), 23).AsSingle();
+            var s2 = Vector256.ShiftLeft(k - k1 + Vector256.Create(127), 23).AsSingle();
+            e = p * s1 * s2;
+        }
         return Vector256.ConditionalSelect(Vector256.Equals(x, x), e, x);
     }
 
