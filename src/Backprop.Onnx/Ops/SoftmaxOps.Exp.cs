@@ -66,6 +66,23 @@ internal static partial class SoftmaxOps
         return Vector256.ConditionalSelect(Vector256.Equals(x, x), e, x);
     }
 
+    /// <summary>The 512-bit form of <see cref="FastExp(Vector256{float})"/> (AVX-512 only: vscalefps), the same operations per lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> FastExp(Vector512<float> x)
+    {
+        var c = Vector512.MinNative(Vector512.MaxNative(x, Vector512.Create(ClampLow)), Vector512.Create(ClampHigh));
+        var n = Vector512.Round(c * Vector512.Create(Log2E));
+        var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Hi), c);
+        r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Lo), r);
+        var p = Vector512.FusedMultiplyAdd(Vector512.Create(P0), r, Vector512.Create(P1));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(P2));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(P3));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(P4));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(P5));
+        p = Vector512.FusedMultiplyAdd(p, r * r, r) + Vector512<float>.One;
+        return Vector512.ConditionalSelect(Vector512.Equals(x, x), Avx512F.Scale(p, n), x);
+    }
+
     /// <summary>Scalar twin of <see cref="FastExp(Vector256{float})"/> for the tails: the same operations, so a
     /// value gives the same bits wherever it sits in a line.</summary>
     internal static float FastExp(float x)

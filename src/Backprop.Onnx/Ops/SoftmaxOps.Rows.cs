@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using TP = System.Numerics.Tensors.TensorPrimitives;
 
 namespace Backprop.Onnx.Ops;
@@ -36,7 +37,21 @@ internal static partial class SoftmaxOps
         float sum = 0;
         ref float xr = ref MemoryMarshal.GetReference(x);
         ref float yr = ref MemoryMarshal.GetReference(y);
-        if (Vector256.IsHardwareAccelerated && n >= Vector256<float>.Count)
+        // 512-bit vectors where AVX-512 is there (Zen 4 halves them, but decodes half the instructions: 0.23 -> 0.175 ms
+        // for Softmax [64,64,64] on one thread), then at most one 256-bit vector, then scalars; the split depends on n only.
+        if (Avx512F.IsSupported && n >= Vector512<float>.Count)
+        {
+            var m = Vector512.Create(shift);
+            var acc = Vector512<float>.Zero;
+            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
+            {
+                var e = FastExp(Vector512.LoadUnsafe(ref xr, (nuint)i) - m);
+                e.StoreUnsafe(ref yr, (nuint)i);
+                acc += e;
+            }
+            sum = Vector512.Sum(acc);
+        }
+        if (Vector256.IsHardwareAccelerated && n - i >= Vector256<float>.Count)
         {
             var m = Vector256.Create(shift);
             var acc = Vector256<float>.Zero;
@@ -46,7 +61,7 @@ internal static partial class SoftmaxOps
                 e.StoreUnsafe(ref yr, (nuint)i);
                 acc += e;
             }
-            sum = Vector256.Sum(acc);
+            sum += Vector256.Sum(acc);
         }
         for (; i < n; i++) sum += y[i] = FastExp(x[i] - shift);
         return sum;

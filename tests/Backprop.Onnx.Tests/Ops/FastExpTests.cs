@@ -68,6 +68,13 @@ public sealed class FastExpTests
             float s = SoftmaxOps.FastExp(x[i]);
             Assert.AreEqual(BitConverter.SingleToInt32Bits(s), BitConverter.SingleToInt32Bits(y[i]), $"x[{i}] = {x[i]:R}: vector {y[i]:R}, scalar {s:R}");
         }
+        // The 512-bit form (AVX-512 machines: Softmax's main loop), lane by lane against the scalar.
+        if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
+            for (int at = 0; at + 16 <= x.Length; at += 16)
+            {
+                var w = SoftmaxOps.FastExp(Vector512.Create(x.AsSpan(at, 16)));
+                for (int k = 0; k < 16; k++) Assert.AreEqual(BitConverter.SingleToInt32Bits(y[at + k]), BitConverter.SingleToInt32Bits(w[k]), $"512-bit x[{at + k}] = {x[at + k]:R}");
+            }
         // One vector directly, too.
         var v = SoftmaxOps.FastExp(Vector256.Create(x, 0));
         for (int i = 0; i < Vector256<float>.Count; i++) Assert.AreEqual(BitConverter.SingleToInt32Bits(y[i]), BitConverter.SingleToInt32Bits(v[i]));
