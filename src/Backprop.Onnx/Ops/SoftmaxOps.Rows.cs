@@ -90,6 +90,23 @@ internal static partial class SoftmaxOps
     }
 
     /// <summary>
+    /// r = (g − s)·y, one line of the Softmax gradient, in one vector loop: the roundings of TensorPrimitives.AddMultiply(g, −s, y)
+    /// it replaces (g + (−s) is g − s), without a library call per 64-element line.
+    /// </summary>
+    internal static void ScaleCentered<T>(ReadOnlySpan<T> g, T s, ReadOnlySpan<T> y, Span<T> r) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int n = g.Length, i = 0;
+        if (Vector256.IsHardwareAccelerated && Vector256<T>.IsSupported)
+        {
+            ref T gr = ref MemoryMarshal.GetReference(g), yr = ref MemoryMarshal.GetReference(y), rr = ref MemoryMarshal.GetReference(r);
+            var vs = Vector256.Create(s);
+            for (; i <= n - Vector256<T>.Count; i += Vector256<T>.Count)
+                ((Vector256.LoadUnsafe(ref gr, (nuint)i) - vs) * Vector256.LoadUnsafe(ref yr, (nuint)i)).StoreUnsafe(ref rr, (nuint)i);
+        }
+        for (; i < n; i++) r[i] = (g[i] - s) * y[i];
+    }
+
+    /// <summary>
     /// Runs contiguous lines of length n: forward (<c>dy</c> null: y = op(x)) or gradient (x holds Y, result dX):
     /// Softmax dX = (dY − Σ dY·Y)·Y, LogSoftmax dX = dY − exp(Y)·Σ dY.
     /// </summary>
@@ -138,7 +155,7 @@ internal static partial class SoftmaxOps
                 }
                 else
                 {
-                    TP.AddMultiply(g, -ReductionOps.Dot(g, (ReadOnlySpan<T>)x), x, r);
+                    ScaleCentered(g, ReductionOps.Dot(g, (ReadOnlySpan<T>)x), x, r);
                 }
             }
         }

@@ -137,4 +137,26 @@ public sealed class FastExpTests
             }
         }
     }
+
+    [TestMethod]
+    [DataRow(1)]
+    [DataRow(7)]
+    [DataRow(64)]
+    [DataRow(100)]
+    public void SoftmaxGradLine_MatchesScalarLoop_BitForBit(int n)
+    {
+        var rng = new Random(n + 100);
+        var g = Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var y = Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble()).ToArray();
+        float s = 0.37f;
+        var r = new float[n];
+        SoftmaxOps.ScaleCentered<float>(g, s, y, r);
+        var rd = new double[n];
+        SoftmaxOps.ScaleCentered<double>([.. g.Select(v => (double)v)], s, [.. y.Select(v => (double)v)], rd);
+        for (int i = 0; i < n; i++)
+        {
+            Assert.AreEqual(BitConverter.SingleToInt32Bits((g[i] - s) * y[i]), BitConverter.SingleToInt32Bits(r[i]), $"float [{i}]");
+            Assert.AreEqual(BitConverter.DoubleToInt64Bits(((double)g[i] - s) * y[i]), BitConverter.DoubleToInt64Bits(rd[i]), $"double [{i}]");
+        }
+    }
 }
