@@ -1,4 +1,6 @@
 using System.Numerics;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Backprop.Onnx.IR;
 using Backprop.Onnx.Runtime;
 using TP = System.Numerics.Tensors.TensorPrimitives;
@@ -143,11 +145,37 @@ internal static partial class NormalizationOps
                 T inv = T.One / T.Sqrt(SumOfSquaredDeviations<T>(src, m) / count + _epsilon);
                 _mean![r] = m;
                 _invStd![r] = inv;
-                TP.Subtract(src, m, dst);
-                TP.Multiply(dst, inv, dst);
-                if (_bias is null) TP.Multiply(dst, scale, dst);
-                else TP.MultiplyAdd(dst, scale, bias, dst);
+                NormalizeRow(src, m, inv, scale, bias, dst);
             }
+        }
+    }
+
+    /// <summary>
+    /// y = ((x − μ)·r)·Scale (+ B) in one vector pass: the operations and roundings of the former TensorPrimitives
+    /// sequence Subtract, Multiply, MultiplyAdd (unfused), without three calls and two extra passes per row (W4's rows
+    /// are 128 floats). An empty <paramref name="bias"/> means none.
+    /// </summary>
+    internal static void NormalizeRow<T>(ReadOnlySpan<T> x, T mean, T invStd, ReadOnlySpan<T> scale, ReadOnlySpan<T> bias, Span<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int n = x.Length, i = 0;
+        bool hasBias = !bias.IsEmpty;
+        if (Vector256.IsHardwareAccelerated && Vector256<T>.IsSupported)
+        {
+            ref T xr = ref MemoryMarshal.GetReference(x), sr = ref MemoryMarshal.GetReference(scale), yr = ref MemoryMarshal.GetReference(y);
+            ref T br = ref MemoryMarshal.GetReference(bias);
+            Vector256<T> m = Vector256.Create(mean), r = Vector256.Create(invStd);
+            for (; i <= n - Vector256<T>.Count; i += Vector256<T>.Count)
+            {
+                var v = (Vector256.LoadUnsafe(ref xr, (nuint)i) - m) * r * Vector256.LoadUnsafe(ref sr, (nuint)i);
+                if (hasBias) v += Vector256.LoadUnsafe(ref br, (nuint)i);
+                v.StoreUnsafe(ref yr, (nuint)i);
+            }
+        }
+        for (; i < n; i++)
+        {
+            T v = (x[i] - mean) * invStd * scale[i];
+            y[i] = hasBias ? v + bias[i] : v;
         }
     }
 

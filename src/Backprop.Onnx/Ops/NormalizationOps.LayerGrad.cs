@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Numerics;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Backprop.Onnx.Autodiff;
 using Backprop.Onnx.IR;
 using Backprop.Onnx.Runtime;
@@ -138,28 +140,79 @@ internal static partial class NormalizationOps
                     var dst = _dx.AsSpan(r * cols, cols);
                     T mu = ReductionOps.Sum<T>(xr) / count;
                     T inv = T.One / T.Sqrt(SumOfSquaredDeviations<T>(xr, mu) / count + eps);
-                    TP.Subtract(xr, mu, xc);
                     T b = dMean is null ? T.Zero : dMean[r] / count;
                     T c = dInv is null ? T.Zero : -dInv[r] * inv * inv * inv / count;
                     if (dy is not null)
                     {
                         var dyr = dy.AsSpan(r * cols, cols);
-                        TP.Multiply(dyr, w, g);
+                        CenterAndWeight(xr, mu, dyr, w, xc, g);
                         T mg = ReductionOps.Sum<T>(g) / count;
                         T mgx = ReductionOps.Dot<T>(g, xc) * inv / count;
                         b -= inv * mg;
                         c -= inv * inv * mgx;
-                        TP.Add(pB, dyr, pB);
-                        TP.Multiply(xc, inv, dst); // x̂, reused as scratch for dScale
-                        TP.MultiplyAdd(dyr, dst, pScale, pScale);
+                        GradRow(dyr, xc, g, inv, b, c, pB, pScale, dst);
+                        continue;
                     }
+                    TP.Subtract(xr, mu, xc);
                     TP.Multiply(xc, c, dst);
                     TP.Add(dst, b, dst);
-                    if (dy is not null) TP.MultiplyAdd(g, inv, dst, dst);
                 }
             }
             pool.Return(gRented);
             pool.Return(xcRented);
+        }
+    }
+
+    /// <summary>xc = x − μ and g = dY ⊙ Scale in one pass (the first two elementwise steps of a gradient row).</summary>
+    private static void CenterAndWeight<T>(ReadOnlySpan<T> x, T mean, ReadOnlySpan<T> dy, ReadOnlySpan<T> w, Span<T> xc, Span<T> g)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int n = x.Length, i = 0;
+        if (Vector256.IsHardwareAccelerated && Vector256<T>.IsSupported)
+        {
+            ref T xr = ref MemoryMarshal.GetReference(x), dr = ref MemoryMarshal.GetReference(dy), wr = ref MemoryMarshal.GetReference(w);
+            ref T cr = ref MemoryMarshal.GetReference(xc), gr = ref MemoryMarshal.GetReference(g);
+            var m = Vector256.Create(mean);
+            for (; i <= n - Vector256<T>.Count; i += Vector256<T>.Count)
+            {
+                (Vector256.LoadUnsafe(ref xr, (nuint)i) - m).StoreUnsafe(ref cr, (nuint)i);
+                (Vector256.LoadUnsafe(ref dr, (nuint)i) * Vector256.LoadUnsafe(ref wr, (nuint)i)).StoreUnsafe(ref gr, (nuint)i);
+            }
+        }
+        for (; i < n; i++)
+        {
+            xc[i] = x[i] - mean;
+            g[i] = dy[i] * w[i];
+        }
+    }
+
+    /// <summary>
+    /// The rest of a gradient row in one pass, each element as the former TensorPrimitives sequence rounded it
+    /// (unfused products and sums): dB partial += dY; dScale partial += dY·(xc·r); dX = g·r + (xc·c + b).
+    /// </summary>
+    private static void GradRow<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> xc, ReadOnlySpan<T> g, T inv, T b, T c, Span<T> pB, Span<T> pScale, Span<T> dx)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int n = dy.Length, i = 0;
+        if (Vector256.IsHardwareAccelerated && Vector256<T>.IsSupported)
+        {
+            ref T dr = ref MemoryMarshal.GetReference(dy), cr = ref MemoryMarshal.GetReference(xc), gr = ref MemoryMarshal.GetReference(g);
+            ref T br = ref MemoryMarshal.GetReference(pB), sr = ref MemoryMarshal.GetReference(pScale), xr = ref MemoryMarshal.GetReference(dx);
+            Vector256<T> vi = Vector256.Create(inv), vb = Vector256.Create(b), vc = Vector256.Create(c);
+            for (; i <= n - Vector256<T>.Count; i += Vector256<T>.Count)
+            {
+                var d = Vector256.LoadUnsafe(ref dr, (nuint)i);
+                var x = Vector256.LoadUnsafe(ref cr, (nuint)i);
+                (Vector256.LoadUnsafe(ref br, (nuint)i) + d).StoreUnsafe(ref br, (nuint)i);
+                (d * (x * vi) + Vector256.LoadUnsafe(ref sr, (nuint)i)).StoreUnsafe(ref sr, (nuint)i);
+                (Vector256.LoadUnsafe(ref gr, (nuint)i) * vi + (x * vc + vb)).StoreUnsafe(ref xr, (nuint)i);
+            }
+        }
+        for (; i < n; i++)
+        {
+            pB[i] += dy[i];
+            pScale[i] = dy[i] * (xc[i] * inv) + pScale[i];
+            dx[i] = g[i] * inv + (xc[i] * c + b);
         }
     }
 

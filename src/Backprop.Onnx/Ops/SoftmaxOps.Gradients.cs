@@ -78,7 +78,7 @@ internal static partial class SoftmaxOps
             var y = ctx.RequiredInput(1);
             if (!dy.Shape.SequenceEqual(y.Shape) || dy.ElementType != y.ElementType) throw ctx.Invalid($"dY {dy} does not match Y {y}");
             var (outer, n, inner) = Layout(ctx, y.Shape, axis, coerce2D);
-            var dx = ctx.Allocate(y.ElementType, y.Shape);
+            var dx = ctx.AllocateUninitialized(y.ElementType, y.Shape); // every line is written
             int threads = ReductionOps.Parallelism(ctx, y.ElementCount);
             if (y.ElementType == DataType.Float) GradLines((float[])dy.Buffer, (float[])y.Buffer, (float[])dx.Buffer, outer, n, inner, log, threads);
             else if (y.ElementType == DataType.Double) GradLines((double[])dy.Buffer, (double[])y.Buffer, (double[])dx.Buffer, outer, n, inner, log, threads);

@@ -1,4 +1,6 @@
 using System.Numerics;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Backprop.Onnx.IR;
 using Backprop.Onnx.Runtime;
 using TP = System.Numerics.Tensors.TensorPrimitives;
@@ -52,7 +54,7 @@ internal static partial class SoftmaxOps
     private static OnnxTensor Apply(KernelContext ctx, OnnxTensor x, int outer, int n, int inner, Kind kind)
     {
         if (x.ElementType == DataType.Float16) return ReductionOps.SingleToHalf(Apply(ctx, ReductionOps.HalfToSingle(x), outer, n, inner, kind));
-        var y = ctx.Allocate(x.ElementType, x.Shape);
+        var y = ctx.AllocateUninitialized(x.ElementType, x.Shape); // every line is written
         int threads = ReductionOps.Parallelism(ctx, x.ElementCount);
         switch (x.ElementType)
         {
@@ -92,6 +94,11 @@ internal static partial class SoftmaxOps
     /// <summary>One line: <paramref name="x"/> and <paramref name="y"/> may not overlap.</summary>
     internal static void Line<T>(ReadOnlySpan<T> x, Span<T> y, Kind kind) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (typeof(T) == typeof(float) && kind != Kind.Hardmax && Vector256.IsHardwareAccelerated)
+        {
+            FloatLine(MemoryMarshal.Cast<T, float>(x), MemoryMarshal.Cast<T, float>(y), kind);
+            return;
+        }
         T max = TP.Max(x);
         switch (kind)
         {
