@@ -71,7 +71,9 @@ internal static partial class MatMulOps
             // A broadcast operand's gradient accumulates several products: start it from zeros.
             var da = !ctx.IsOutputUsed(0) ? null : s.ACount < s.Batches ? ctx.Allocate(a.ElementType, a.Dims) : ctx.AllocateUninitialized(a.ElementType, a.Dims);
             // dB has B's shape as the product reads it ([k, n]), or W's ([n, k]) when written transposed.
-            ReadOnlySpan<int> dbShape = t.DB ? [bDims[1], bDims[0]] : bDims;
+            Span<int> swapped = stackalloc int[2];
+            if (t.DB) (swapped[0], swapped[1]) = (bDims[1], bDims[0]);
+            ReadOnlySpan<int> dbShape = t.DB ? swapped : bDims;
             var db = !ctx.IsOutputUsed(1) ? null : s.BCount < s.Batches ? ctx.Allocate(b.ElementType, dbShape) : ctx.AllocateUninitialized(b.ElementType, dbShape);
             int threads = ctx.Options.Threads;
             if (dy.ElementType == DataType.Float) MatMulBackward((float[])dy.Buffer, (float[])a.Buffer, (float[])b.Buffer, (float[]?)da?.Buffer, (float[]?)db?.Buffer, s, threads, t);
