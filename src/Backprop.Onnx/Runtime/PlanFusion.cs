@@ -15,7 +15,8 @@ namespace Backprop.Onnx.Runtime;
 /// <c>activation</c> = the activation's op type, and writes the activation's output. Only float and double outputs
 /// fuse (the fused kernels compute in those types). Gemm + Relu (ONNX Runtime's FusedGemm), as Gemm's kernel followed
 /// by Relu's in place, was tried and measured 6-9% slower than the two nodes on W2's [64,400]·[400,120] (cause not
-/// found), so it is not in the table.
+/// found), so it is not in the table. The MatMul rules (bias, activation, folded weight transposes; the Linear layer as
+/// PyTorch exports it) are in PlanFusion.MatMul.cs and run after the pairs.
 /// </remarks>
 internal static partial class PlanFusion
 {

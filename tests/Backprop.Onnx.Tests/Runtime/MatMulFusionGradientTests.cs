@@ -34,12 +34,14 @@ public sealed class MatMulFusionGradientTests
     }
 
     [TestMethod]
-    [DataRow(false, 1)]
-    [DataRow(false, 2)]
-    [DataRow(true, 2)]
-    public void MlpGradientPlan_FusedAndUnfused_GiveTheSameGradients(bool threeD, int threads)
+    [DataRow(false, 1, false)]
+    [DataRow(false, 2, false)]
+    [DataRow(true, 2, false)]
+    [DataRow(false, 1, true)]
+    [DataRow(true, 2, true)]
+    public void MlpGradientPlan_FusedAndUnfused_GiveTheSameGradients(bool threeD, int threads, bool isDouble)
     {
-        var model = Mlp(threeD);
+        var model = Mlp(threeD, isDouble);
         var (fused, plain, gradientModel) = Plans(model, threads);
         Assert.AreEqual(2, fused.PlannedNodes.Count(n => n.OpType == MatMulOps.FusedMatMulOp));
         Assert.AreEqual(1, fused.PlannedNodes.Count(n => n.OpType == "MatMulGrad" && n.GetInt("trans_b", 0) == 1));
@@ -48,15 +50,19 @@ public sealed class MatMulFusionGradientTests
     }
 
     /// <summary>x [5, 7] (or [2, 5, 7]) → Relu(MatMul(x, Transpose(W1 [9, 7])) + b1) → MatMul(·, W2 [9, 3]) + b2 → y.</summary>
-    private static OnnxModel Mlp(bool threeD)
+    private static OnnxModel Mlp(bool threeD, bool isDouble)
     {
         var random = new Random(3);
-        OnnxTensor Random(params int[] shape) =>
-            OnnxTensor.FromArray(Enumerable.Range(0, shape.Aggregate(1, (a, b) => a * b)).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray(), shape);
+        var type = isDouble ? DataType.Double : DataType.Float;
+        OnnxTensor Random(params int[] shape)
+        {
+            var values = Enumerable.Range(0, shape.Aggregate(1, (a, b) => a * b)).Select(_ => random.NextDouble() - 0.5).ToArray();
+            return isDouble ? OnnxTensor.FromArray(values, shape) : OnnxTensor.FromArray(values.Select(v => (float)v).ToArray(), shape);
+        }
         var model = new OnnxModel { IrVersion = 8 };
         model.OpsetImports.Add(new OpsetImport("", 17));
         var g = model.Graph;
-        g.Inputs.Add(new ValueInfo("x", DataType.Float, threeD ? [Dim.Of(2), Dim.Of(5), Dim.Of(7)] : [Dim.Of(5), Dim.Of(7)]));
+        g.Inputs.Add(new ValueInfo("x", type, threeD ? [Dim.Of(2), Dim.Of(5), Dim.Of(7)] : [Dim.Of(5), Dim.Of(7)]));
         g.Initializers["w1"] = Random(9, 7);
         g.Initializers["b1"] = Random(9);
         g.Initializers["w2"] = Random(9, 3);
@@ -69,7 +75,7 @@ public sealed class MatMulFusionGradientTests
         g.Nodes.Add(new Node("Relu", ["s1"], ["h"], "relu"));
         g.Nodes.Add(new Node("MatMul", ["h", "w2"], ["p2"], "mm2"));
         g.Nodes.Add(new Node("Add", ["p2", "b2"], ["y"], "add2"));
-        g.Outputs.Add(new ValueInfo("y", DataType.Float, threeD ? [Dim.Of(2), Dim.Of(5), Dim.Of(3)] : [Dim.Of(5), Dim.Of(3)]));
+        g.Outputs.Add(new ValueInfo("y", type, threeD ? [Dim.Of(2), Dim.Of(5), Dim.Of(3)] : [Dim.Of(5), Dim.Of(3)]));
         return model;
     }
 
@@ -100,8 +106,13 @@ public sealed class MatMulFusionGradientTests
         {
             int[] shape = [.. input.Shape!.Select((d, i) => d.Value is { } v ? checked((int)v) : first[i])];
             int count = shape.Aggregate(1, (a, b) => a * b);
-            Assert.AreEqual(DataType.Float, input.ElementType, input.Name);
-            feeds[input.Name] = OnnxTensor.FromArray(Enumerable.Range(0, count).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), shape);
+            var values = Enumerable.Range(0, count).Select(_ => random.NextDouble() * 2 - 1).ToArray();
+            feeds[input.Name] = input.ElementType switch
+            {
+                DataType.Double => OnnxTensor.FromArray(values, shape),
+                DataType.Float => OnnxTensor.FromArray(values.Select(v => (float)v).ToArray(), shape),
+                _ => throw new AssertFailedException($"{input.Name}: {input.ElementType}"),
+            };
         }
         for (int run = 0; run < 2; run++)
         {
