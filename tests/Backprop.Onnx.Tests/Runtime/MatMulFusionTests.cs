@@ -57,7 +57,7 @@ public sealed class MatMulFusionTests
         Assert.IsTrue(plain.PlannedNodes.Any(n => n.OpType == "MatMul"), "the switch turns fusion off");
         var expected = plain.Run(feeds)["y"];
         var actual = fused.Run(feeds)["y"];
-        AssertSameBits(expected, actual, $"case {index} double {isDouble} relu {relu} threads {threads}");
+        AssertSameBits(expected, actual, $"case {index} double {isDouble} relu {relu} threads {threads} (seed {40 + index})");
         Assert.IsTrue(ToDoubles(actual).Any(double.IsNaN), "a NaN input reaches the output");
         if (relu) Assert.IsTrue(ToDoubles(actual).All(v => double.IsNaN(v) || v >= 0), "Relu applied");
     }
