@@ -49,16 +49,19 @@ internal static partial class MatMulOps
         public bool BVector => _bDims.Length == 1;
 
         /// <summary>The shapes of A · B, checked: ranks ≥ 1, inner dimensions equal, batch axes broadcastable.</summary>
-        public static MatMulShape Resolve(KernelContext ctx, OnnxTensor a, OnnxTensor b)
+        public static MatMulShape Resolve(KernelContext ctx, OnnxTensor a, OnnxTensor b) => Resolve(ctx, a.Dims, b.Dims);
+
+        /// <summary>As <see cref="Resolve(KernelContext, OnnxTensor, OnnxTensor)"/>, from the operands' dimensions (B's as the product reads it).</summary>
+        public static MatMulShape Resolve(KernelContext ctx, int[] aDims, int[] bDims)
         {
-            if (a.Rank == 0 || b.Rank == 0) throw ctx.Invalid("MatMul operands must have rank 1 or more");
-            int kb = b.Rank == 1 ? b.Dims[0] : b.Dims[^2];
-            if (a.Dims[^1] != kb) throw ctx.Invalid($"MatMul inner dimensions differ: A [{string.Join(',', a.Dims)}], B [{string.Join(',', b.Dims)}]");
-            var s = new MatMulShape(a.Dims, b.Dims);
+            if (aDims.Length == 0 || bDims.Length == 0) throw ctx.Invalid("MatMul operands must have rank 1 or more");
+            int kb = bDims.Length == 1 ? bDims[0] : bDims[^2];
+            if (aDims[^1] != kb) throw ctx.Invalid($"MatMul inner dimensions differ: A [{string.Join(',', aDims)}], B [{string.Join(',', bDims)}]");
+            var s = new MatMulShape(aDims, bDims);
             for (int d = 0; d < s.BatchRank; d++)
             {
                 int x = s.OperandDim(s._aDims, s._aBatchRank, d), y = s.OperandDim(s._bDims, s._bBatchRank, d);
-                if (x != y && x != 1 && y != 1) throw ctx.Invalid($"MatMul batch dimensions do not broadcast: A [{string.Join(',', a.Dims)}], B [{string.Join(',', b.Dims)}]");
+                if (x != y && x != 1 && y != 1) throw ctx.Invalid($"MatMul batch dimensions do not broadcast: A [{string.Join(',', aDims)}], B [{string.Join(',', bDims)}]");
             }
             return s;
         }

@@ -54,21 +54,30 @@ internal static partial class MatMulOps
     {
         if (IsHalfType(op.InputType(0))) return Widened(op, CreateMatMulGrad);
         op.RequireInputType(0, DataType.Float, DataType.Double);
+        // Plan-only attributes of PlanFusion (a folded Transpose(·, perm=[1,0]) of a 2-D operand): trans_b = 1 when the B
+        // input is W = Bᵀ, trans_db = 1 when the second output is dBᵀ (the gradient of W) rather than dB.
+        var t = new GradTransposes(op.Node.GetInt("trans_b", 0) != 0, op.Node.GetInt("trans_db", 0) != 0);
         return new LambdaKernel(ctx =>
         {
             var dy = ctx.RequiredInput(0);
             var a = ctx.RequiredInput(1);
             var b = ctx.RequiredInput(2);
             if (a.ElementType != dy.ElementType || b.ElementType != dy.ElementType) throw ctx.Invalid("MatMulGrad inputs have different element types");
-            var s = MatMulShape.Resolve(ctx, a, b);
+            if (t.DB && b.Rank != 2) throw ctx.Invalid($"a transposed dB needs a 2-D B, got [{string.Join(',', b.Dims)}]");
+            int[] bDims = t.B ? TransposedDims(ctx, b) : b.Dims;
+            var s = MatMulShape.Resolve(ctx, a.Dims, bDims);
             if (dy.ElementCount != (long)s.Batches * s.M * s.N)
                 throw ctx.Invalid($"dY of shape [{string.Join(',', dy.Dims)}] does not fit A [{string.Join(',', a.Dims)}] · B [{string.Join(',', b.Dims)}]");
             // A broadcast operand's gradient accumulates several products: start it from zeros.
             var da = !ctx.IsOutputUsed(0) ? null : s.ACount < s.Batches ? ctx.Allocate(a.ElementType, a.Dims) : ctx.AllocateUninitialized(a.ElementType, a.Dims);
-            var db = !ctx.IsOutputUsed(1) ? null : s.BCount < s.Batches ? ctx.Allocate(b.ElementType, b.Dims) : ctx.AllocateUninitialized(b.ElementType, b.Dims);
+            // dB has B's shape as the product reads it ([k, n]), or W's ([n, k]) when written transposed.
+            Span<int> swapped = stackalloc int[2];
+            if (t.DB) (swapped[0], swapped[1]) = (bDims[1], bDims[0]);
+            ReadOnlySpan<int> dbShape = t.DB ? swapped : bDims;
+            var db = !ctx.IsOutputUsed(1) ? null : s.BCount < s.Batches ? ctx.Allocate(b.ElementType, dbShape) : ctx.AllocateUninitialized(b.ElementType, dbShape);
             int threads = ctx.Options.Threads;
-            if (dy.ElementType == DataType.Float) MatMulBackward((float[])dy.Buffer, (float[])a.Buffer, (float[])b.Buffer, (float[]?)da?.Buffer, (float[]?)db?.Buffer, s, threads);
-            else MatMulBackward((double[])dy.Buffer, (double[])a.Buffer, (double[])b.Buffer, (double[]?)da?.Buffer, (double[]?)db?.Buffer, s, threads);
+            if (dy.ElementType == DataType.Float) MatMulBackward((float[])dy.Buffer, (float[])a.Buffer, (float[])b.Buffer, (float[]?)da?.Buffer, (float[]?)db?.Buffer, s, threads, t);
+            else MatMulBackward((double[])dy.Buffer, (double[])a.Buffer, (double[])b.Buffer, (double[]?)da?.Buffer, (double[]?)db?.Buffer, s, threads, t);
             if (da is not null) ctx.SetOutput(0, da);
             if (db is not null) ctx.SetOutput(1, db);
         });
@@ -87,34 +96,44 @@ internal static partial class MatMulOps
     /// cut into regions that each pack the whole of the other operand. Each GEMM's result does not depend on its
     /// thread count, so this changes no bits.
     /// </remarks>
-    internal static void MatMulBackward<T>(T[] dy, T[] a, T[] b, T[]? da, T[]? db, MatMulShape s, int threads) where T : unmanaged, IFloatingPointIeee754<T>
+    internal static void MatMulBackward<T>(T[] dy, T[] a, T[] b, T[]? da, T[]? db, MatMulShape s, int threads, GradTransposes t = default)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (s.Batches == 0) return;
         if (da is not null && db is not null && threads > 1 && !SerialGradients)
         {
-            GradientPair<T>.Run(dy, a, b, da, db, s, threads);
+            GradientPair<T>.Run(dy, a, b, da, db, s, threads, t);
             return;
         }
-        if (da is not null) GradA(dy, b, da, s, threads);
-        if (db is not null) GradB(dy, a, db, s, threads);
+        if (da is not null) GradA(dy, b, da, s, threads, t.B);
+        if (db is not null) GradB(dy, a, db, s, threads, t.DB);
     }
+
+    /// <summary>MatMulGrad's folded transposes: <see cref="B"/>, the B input is stored transposed (W = Bᵀ, 2-D); <see cref="DB"/>, dB is written transposed.</summary>
+    internal readonly record struct GradTransposes(bool B, bool DB);
 
     /// <summary>Tests only: compute dA, then dB, each on all threads (the path before they ran side by side).</summary>
     internal static bool SerialGradients { get; set; }
 
-    private static void GradA<T>(T[] dy, T[] b, T[] da, MatMulShape s, int threads) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <remarks>With <paramref name="transB"/> (B 2-D, stored as W = Bᵀ [n, k]): dA = dY·Bᵀ = dY·W, W read as is (ldb = k).</remarks>
+    private static void GradA<T>(T[] dy, T[] b, T[] da, MatMulShape s, int threads, bool transB) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int m = s.M, n = s.N, k = s.K, batches = s.Batches;
-        if (s.BCount == 1 && s.ACount == batches)
+        if (transB)
+            Gemm.Multiply(false, false, batches * m, k, n, T.One, dy.AsSpan(0, batches * m * n), n, b.AsSpan(0, k * n), k, T.Zero, da.AsSpan(0, batches * m * k), k, threads);
+        else if (s.BCount == 1 && s.ACount == batches)
             Gemm.Multiply(false, true, batches * m, k, n, T.One, dy.AsSpan(0, batches * m * n), n, b.AsSpan(0, k * n), n, T.Zero, da.AsSpan(0, batches * m * k), k, threads);
         else
             BatchedGemm<T>.Run(s, BatchedGemm<T>.Target.A, dy, a: null, b, da, threads);
     }
 
-    private static void GradB<T>(T[] dy, T[] a, T[] db, MatMulShape s, int threads) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <remarks>With <paramref name="transDB"/> (B 2-D): dBᵀ = dYᵀ·A, [n, k], the rows of every batch folded into the sum.</remarks>
+    private static void GradB<T>(T[] dy, T[] a, T[] db, MatMulShape s, int threads, bool transDB) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int m = s.M, n = s.N, k = s.K, batches = s.Batches;
-        if (s.BCount == 1 && s.ACount == batches)
+        if (transDB)
+            Gemm.Multiply(true, false, n, k, batches * m, T.One, dy.AsSpan(0, batches * m * n), n, a.AsSpan(0, batches * m * k), k, T.Zero, db.AsSpan(0, k * n), k, threads);
+        else if (s.BCount == 1 && s.ACount == batches)
             Gemm.Multiply(true, false, k, n, batches * m, T.One, a.AsSpan(0, batches * m * k), k, dy.AsSpan(0, batches * m * n), n, T.Zero, db.AsSpan(0, k * n), n, threads);
         else
             BatchedGemm<T>.Run(s, BatchedGemm<T>.Target.B, dy, a, b: null, db, threads);
@@ -131,15 +150,16 @@ internal static partial class MatMulOps
         private readonly Action<int> _body;
         private T[]? _dy, _a, _b, _da, _db;
         private MatMulShape _s;
+        private GradTransposes _t;
         private int _threadsA, _threadsB;
 
         private GradientPair() => _body = Body;
 
-        public static void Run(T[] dy, T[] a, T[] b, T[] da, T[] db, MatMulShape s, int threads)
+        public static void Run(T[] dy, T[] a, T[] b, T[] da, T[] db, MatMulShape s, int threads, GradTransposes t)
         {
             var job = t_idle ?? new GradientPair<T>();
             t_idle = null;
-            (job._dy, job._a, job._b, job._da, job._db, job._s) = (dy, a, b, da, db, s);
+            (job._dy, job._a, job._b, job._da, job._db, job._s, job._t) = (dy, a, b, da, db, s, t);
             job._threadsA = threads / 2;
             job._threadsB = threads - threads / 2;
             try
@@ -155,8 +175,8 @@ internal static partial class MatMulOps
 
         private void Body(int i)
         {
-            if (i == 0) GradA(_dy!, _b!, _da!, _s, _threadsA);
-            else GradB(_dy!, _a!, _db!, _s, _threadsB);
+            if (i == 0) GradA(_dy!, _b!, _da!, _s, _threadsA, _t.B);
+            else GradB(_dy!, _a!, _db!, _s, _threadsB, _t.DB);
         }
     }
 }

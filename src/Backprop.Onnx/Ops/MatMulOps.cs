@@ -25,6 +25,14 @@ internal static partial class MatMulOps
             StandardOps = MatMulGradStandard,
         });
 
+        // FusedMatMul(A, B[, bias]) of our domain: MatMul with a folded transpose of B, a bias and an activation, made by
+        // PlanFusion (see MatMulOps.Fused.cs). Never in a model, so no gradient rule.
+        ops.Add(new OpDefinition(FusedMatMulOp, CreateFusedMatMul, OpRegistry.BackpropDomain)
+        {
+            InferTypes = op => [op.InputType(0), DataType.Int64],
+            NonDifferentiable = true,
+        });
+
         // Gemm (ONNX spec "Gemm", versions 1, 6, 7, 9, 11, 13): Y = alpha·op(A)·op(B) + beta·C, C broadcast
         // unidirectionally to (M, N); optional from version 11.
         ops.Add(new OpDefinition("Gemm", CreateGemm) { Vjp = GemmVjp });

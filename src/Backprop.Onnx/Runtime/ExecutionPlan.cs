@@ -56,7 +56,7 @@ public sealed class ExecutionPlan
                 user?.Name ?? graph.Name, $"value '{v.Name}' is a {kind}; only tensor values are supported");
         }
         var types = TypeInferencePass.Run(graph, opsets);
-        _order = PlanFusion.Apply(_order, graph, types); // fused activations (Conv + Relu): the plan only, the graph is unchanged
+        _order = PlanFusion.Apply(_order, graph, types); // fused epilogues (Conv + Relu, MatMul + bias + Relu) and folded weight transposes: the plan only, the graph is unchanged
 
         _slots = new Dictionary<string, int>(StringComparer.Ordinal);
         int Slot(string name)

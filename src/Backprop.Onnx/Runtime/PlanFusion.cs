@@ -15,9 +15,10 @@ namespace Backprop.Onnx.Runtime;
 /// <c>activation</c> = the activation's op type, and writes the activation's output. Only float and double outputs
 /// fuse (the fused kernels compute in those types). Gemm + Relu (ONNX Runtime's FusedGemm), as Gemm's kernel followed
 /// by Relu's in place, was tried and measured 6-9% slower than the two nodes on W2's [64,400]·[400,120] (cause not
-/// found), so it is not in the table.
+/// found), so it is not in the table. The MatMul rules (bias, activation, folded weight transposes; the Linear layer as
+/// PyTorch exports it) are in PlanFusion.MatMul.cs and run after the pairs.
 /// </remarks>
-internal static class PlanFusion
+internal static partial class PlanFusion
 {
     /// <summary>The fusable pairs: (producer, activation) → fused op of <see cref="OpRegistry.BackpropDomain"/>. Adding a pair is one line here plus the fused op's registration.</summary>
     private static readonly (string Producer, string Activation, string Fused)[] Pairs =
@@ -34,6 +35,7 @@ internal static class PlanFusion
     public static bool IsFused(Node node)
     {
         if (node.Domain != OpRegistry.BackpropDomain) return false;
+        if (node.OpType == MatMulOps.FusedMatMulOp) return true;
         foreach (var p in Pairs) if (p.Fused == node.OpType) return true;
         return false;
     }
@@ -45,13 +47,13 @@ internal static class PlanFusion
     public static Node[] Apply(Node[] order, Graph graph, IReadOnlyDictionary<string, DataType> types)
     {
         if (DisabledOnThisThread) return order;
-        // Readers of each value: one entry per node that reads it (in any input or subgraph), -1 for a graph output.
-        var readers = new Dictionary<string, List<int>>(StringComparer.Ordinal);
-        for (int k = 0; k < order.Length; k++)
-            foreach (var input in ExecutionPlan.SubgraphAwareInputs(order[k]).Distinct(StringComparer.Ordinal))
-                Readers(readers, input).Add(k);
-        foreach (var o in graph.Outputs) Readers(readers, o.Name).Add(-1);
+        return FuseMatMuls(FusePairs(order, graph, types), graph, types);
+    }
 
+    /// <summary>The (producer, activation) pairs of <see cref="Pairs"/>.</summary>
+    private static Node[] FusePairs(Node[] order, Graph graph, IReadOnlyDictionary<string, DataType> types)
+    {
+        var readers = ReadersOf(order, graph);
         Node?[] fused = new Node?[order.Length];
         bool[] dropped = new bool[order.Length];
         bool any = false;
@@ -82,6 +84,17 @@ internal static class PlanFusion
         for (int k = 0; k < order.Length; k++)
             if (!dropped[k]) result.Add(fused[k] ?? order[k]);
         return [.. result];
+    }
+
+    /// <summary>Readers of each value: one entry per node that reads it (in any input or subgraph), -1 for a graph output.</summary>
+    private static Dictionary<string, List<int>> ReadersOf(Node[] order, Graph graph)
+    {
+        var readers = new Dictionary<string, List<int>>(StringComparer.Ordinal);
+        for (int k = 0; k < order.Length; k++)
+            foreach (var input in ExecutionPlan.SubgraphAwareInputs(order[k]).Distinct(StringComparer.Ordinal))
+                Readers(readers, input).Add(k);
+        foreach (var o in graph.Outputs) Readers(readers, o.Name).Add(-1);
+        return readers;
     }
 
     private static List<int> Readers(Dictionary<string, List<int>> readers, string value)
