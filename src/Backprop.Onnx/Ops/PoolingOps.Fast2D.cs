@@ -16,9 +16,10 @@ internal static partial class PoolingOps
 {
     /// <summary>
     /// Forward (<paramref name="y"/> set): y = the window maxima. Backward (<paramref name="grad"/> set): dX[argmax] += dY
-    /// in increasing output order. False (nothing done) unless the pooling is 2-D.
+    /// in increasing output order, then with <paramref name="relu"/> +0 where X is not &gt; 0 (ReluGrad fused in).
+    /// False (nothing done) unless the pooling is 2-D.
     /// </summary>
-    private static bool MaxPool2D<T>(T[] x, T[]? y, (T[] Dy, T[] Dx)? grad, PoolGeometry g, int threads) where T : INumber<T>
+    private static bool MaxPool2D<T>(T[] x, T[]? y, (T[] Dy, T[] Dx)? grad, PoolGeometry g, int threads, bool relu = false) where T : INumber<T>
     {
         var (input, output, kernel, strides, dilations, padBegin) = g.Windows.Shape;
         if (input.Length != 2) return false;
@@ -44,6 +45,7 @@ internal static partial class PoolingOps
                         y![p * outSize + o] = w < 0 ? T.CreateSaturating(double.NegativeInfinity) : xp[w];   // a window entirely in the padding
                     }
                 }
+                if (relu && grad is var (_, dxAll)) ReluMask<T>(xp, dxAll.AsSpan(p * inSize, inSize));
             }
             finally
             {

@@ -15,17 +15,20 @@ namespace Backprop.Onnx.Ops;
 /// <see cref="WindowArgMax{T}"/>. Windows do not overlap, so dX is written once per element (no accumulation, no
 /// zero fill beyond the rows and columns no window covers). Rows of windows run eight (float) or four (double)
 /// at a time: two rows of X are split into even and odd columns with AVX2 shuffles, the scan is three lane-wise
-/// selects, and the winner masks pick dY back into place.
+/// selects, and the winner masks pick dY back into place. With <c>relu</c> (PlanFusion's MaxPoolGrad + ReluGrad, see
+/// PlanFusion.Pooling.cs) each winner mask is also ANDed with X &gt; 0, so dX = dY at a winner that is &gt; 0 and +0
+/// elsewhere: bit for bit ReluGrad(MaxPoolGrad(dY, X), X), since ReluGrad keeps its input's bits where X &gt; 0 and
+/// writes +0 elsewhere (a NaN X compares false).
 /// </summary>
 internal static partial class PoolingOps
 {
     /// <summary>True (and done) when the pooling is the 2×2 stride-2 case above and T is float or double.</summary>
-    private static bool TryPool2x2<T>(T[] x, T[]? y, (T[] Dy, T[] Dx)? grad, PoolGeometry g, int threads)
+    private static bool TryPool2x2<T>(T[] x, T[]? y, (T[] Dy, T[] Dx)? grad, PoolGeometry g, int threads, bool relu = false)
     {
         if (!Is2x2(g) || (typeof(T) != typeof(float) && typeof(T) != typeof(double)) || !UsePool2x2) return false;
         var (input, output, _, _, _, _) = g.Windows.Shape;
         var job = t_pool2x2 ??= new Pool2x2Job();
-        job.Set(x, y, grad?.Dy, grad?.Dx, input[0], input[1], output[0], output[1]);
+        job.Set(x, y, grad?.Dy, grad?.Dx, input[0], input[1], output[0], output[1], relu);
         int rows = g.N * g.C * output[0];
         try
         {
@@ -66,13 +69,14 @@ internal static partial class PoolingOps
     {
         private Array? _x, _y, _dy, _dx;
         private int _inH, _inW, _outH, _outW;
+        private bool _relu;
 
         public readonly Action<int, int> Body;
 
         public Pool2x2Job() => Body = Run;
 
-        public void Set(Array x, Array? y, Array? dy, Array? dx, int inH, int inW, int outH, int outW) =>
-            (_x, _y, _dy, _dx, _inH, _inW, _outH, _outW) = (x, y, dy, dx, inH, inW, outH, outW);
+        public void Set(Array x, Array? y, Array? dy, Array? dx, int inH, int inW, int outH, int outW, bool relu) =>
+            (_x, _y, _dy, _dx, _inH, _inW, _outH, _outW, _relu) = (x, y, dy, dx, inH, inW, outH, outW, relu);
 
         public void Clear() => (_x, _y, _dy, _dx) = (null, null, null, null);
 
@@ -100,7 +104,7 @@ internal static partial class PoolingOps
                 }
                 var d0 = dx.AsSpan(row0, inW);
                 var d1 = dx.AsSpan(row0 + inW, inW);
-                Backward2x2<T>(x0, x1, dy!.AsSpan(o, outW), d0, d1);
+                Backward2x2<T>(x0, x1, dy!.AsSpan(o, outW), d0, d1, _relu);
                 d0[(2 * outW)..].Clear();
                 d1[(2 * outW)..].Clear();
                 // The input rows below the last window row get no cotangent.
@@ -169,8 +173,9 @@ internal static partial class PoolingOps
     /// <summary>
     /// d0, d1 (columns 0 … 2·dy.Length − 1 of two rows of dX) = dy[j] at the winner of window j, 0 at its other three
     /// elements (vector steps as in <see cref="Forward2x2{T}"/>: a recomputed window writes the same values again).
+    /// With <paramref name="relu"/>, only where that winner is also &gt; 0 (ReluGrad's mask by X fused in).
     /// </summary>
-    internal static void Backward2x2<T>(ReadOnlySpan<T> x0, ReadOnlySpan<T> x1, ReadOnlySpan<T> dy, Span<T> d0, Span<T> d1) where T : unmanaged, IFloatingPointIeee754<T>
+    internal static void Backward2x2<T>(ReadOnlySpan<T> x0, ReadOnlySpan<T> x1, ReadOnlySpan<T> dy, Span<T> d0, Span<T> d1, bool relu = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int outW = dy.Length;
         if (Avx2.IsSupported && typeof(T) == typeof(float) && outW >= 4)
@@ -180,11 +185,11 @@ internal static partial class PoolingOps
             ref float o0 = ref Unsafe.As<T, float>(ref MemoryMarshal.GetReference(d0)), o1 = ref Unsafe.As<T, float>(ref MemoryMarshal.GetReference(d1));
             if (outW < 8)
             {
-                Route4(ref r0, ref r1, ref g, ref o0, ref o1, 0);
-                Route4(ref r0, ref r1, ref g, ref o0, ref o1, outW - 4);
+                Route4(ref r0, ref r1, ref g, ref o0, ref o1, 0, relu);
+                Route4(ref r0, ref r1, ref g, ref o0, ref o1, outW - 4, relu);
                 return;
             }
-            for (int j = 0; j < outW; j += 8) Route8(ref r0, ref r1, ref g, ref o0, ref o1, Math.Min(j, outW - 8));
+            for (int j = 0; j < outW; j += 8) Route8(ref r0, ref r1, ref g, ref o0, ref o1, Math.Min(j, outW - 8), relu);
             return;
         }
         if (Avx2.IsSupported && typeof(T) == typeof(double) && outW >= 2)
@@ -194,17 +199,18 @@ internal static partial class PoolingOps
             ref double o0 = ref Unsafe.As<T, double>(ref MemoryMarshal.GetReference(d0)), o1 = ref Unsafe.As<T, double>(ref MemoryMarshal.GetReference(d1));
             if (outW < 4)
             {
-                Route2(ref r0, ref r1, ref g, ref o0, ref o1, 0);
-                Route2(ref r0, ref r1, ref g, ref o0, ref o1, outW - 2);
+                Route2(ref r0, ref r1, ref g, ref o0, ref o1, 0, relu);
+                Route2(ref r0, ref r1, ref g, ref o0, ref o1, outW - 2, relu);
                 return;
             }
-            for (int j = 0; j < outW; j += 4) Route4(ref r0, ref r1, ref g, ref o0, ref o1, Math.Min(j, outW - 4));
+            for (int j = 0; j < outW; j += 4) Route4(ref r0, ref r1, ref g, ref o0, ref o1, Math.Min(j, outW - 4), relu);
             return;
         }
         for (int j = 0; j < outW; j++)
         {
             int k = Winner(x0[2 * j], x0[2 * j + 1], x1[2 * j], x1[2 * j + 1]);
             T gj = dy[j];
+            if (relu && !((k switch { 0 => x0[2 * j], 1 => x0[2 * j + 1], 2 => x1[2 * j], _ => x1[2 * j + 1] }) > T.Zero)) k = -1;
             d0[2 * j] = k == 0 ? gj : T.Zero;
             d0[2 * j + 1] = k == 1 ? gj : T.Zero;
             d1[2 * j] = k == 2 ? gj : T.Zero;
@@ -247,11 +253,12 @@ internal static partial class PoolingOps
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Route8(ref float r0, ref float r1, ref float dy, ref float d0, ref float d1, int j)
+    private static void Route8(ref float r0, ref float r1, ref float dy, ref float d0, ref float d1, int j, bool relu)
     {
         var (a, b) = SplitColumns(Vector256.LoadUnsafe(ref r0, (nuint)(2 * j)), Vector256.LoadUnsafe(ref r0, (nuint)(2 * j + 8)));
         var (c, d) = SplitColumns(Vector256.LoadUnsafe(ref r1, (nuint)(2 * j)), Vector256.LoadUnsafe(ref r1, (nuint)(2 * j + 8)));
         var (m0, m1, m2, m3) = WinnerMasks(a, b, c, d);
+        if (relu) (m0, m1, m2, m3) = PositiveWinners(a, b, c, d, m0, m1, m2, m3);
         var g = Vector256.LoadUnsafe(ref dy, (nuint)j);
         var (lo0, hi0) = MergeColumns(g & m0, g & m1);
         var (lo1, hi1) = MergeColumns(g & m2, g & m3);
@@ -262,11 +269,12 @@ internal static partial class PoolingOps
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Route4(ref double r0, ref double r1, ref double dy, ref double d0, ref double d1, int j)
+    private static void Route4(ref double r0, ref double r1, ref double dy, ref double d0, ref double d1, int j, bool relu)
     {
         var (a, b) = SplitColumns(Vector256.LoadUnsafe(ref r0, (nuint)(2 * j)), Vector256.LoadUnsafe(ref r0, (nuint)(2 * j + 4)));
         var (c, d) = SplitColumns(Vector256.LoadUnsafe(ref r1, (nuint)(2 * j)), Vector256.LoadUnsafe(ref r1, (nuint)(2 * j + 4)));
         var (m0, m1, m2, m3) = WinnerMasks(a, b, c, d);
+        if (relu) (m0, m1, m2, m3) = PositiveWinners(a, b, c, d, m0, m1, m2, m3);
         var g = Vector256.LoadUnsafe(ref dy, (nuint)j);
         var (lo0, hi0) = MergeColumns(g & m0, g & m1);
         var (lo1, hi1) = MergeColumns(g & m2, g & m3);
@@ -277,11 +285,12 @@ internal static partial class PoolingOps
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Route4(ref float r0, ref float r1, ref float dy, ref float d0, ref float d1, int j)
+    private static void Route4(ref float r0, ref float r1, ref float dy, ref float d0, ref float d1, int j, bool relu)
     {
         var (a, b) = SplitColumns(Vector128.LoadUnsafe(ref r0, (nuint)(2 * j)), Vector128.LoadUnsafe(ref r0, (nuint)(2 * j + 4)));
         var (c, d) = SplitColumns(Vector128.LoadUnsafe(ref r1, (nuint)(2 * j)), Vector128.LoadUnsafe(ref r1, (nuint)(2 * j + 4)));
         var (m0, m1, m2, m3) = WinnerMasks(a.ToVector256Unsafe(), b.ToVector256Unsafe(), c.ToVector256Unsafe(), d.ToVector256Unsafe());
+        if (relu) (m0, m1, m2, m3) = PositiveWinners(a.ToVector256Unsafe(), b.ToVector256Unsafe(), c.ToVector256Unsafe(), d.ToVector256Unsafe(), m0, m1, m2, m3);
         var g = Vector128.LoadUnsafe(ref dy, (nuint)j);
         var (lo0, hi0) = MergeColumns(g & m0.GetLower(), g & m1.GetLower());
         var (lo1, hi1) = MergeColumns(g & m2.GetLower(), g & m3.GetLower());
@@ -292,11 +301,12 @@ internal static partial class PoolingOps
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Route2(ref double r0, ref double r1, ref double dy, ref double d0, ref double d1, int j)
+    private static void Route2(ref double r0, ref double r1, ref double dy, ref double d0, ref double d1, int j, bool relu)
     {
         var (a, b) = SplitColumns(Vector128.LoadUnsafe(ref r0, (nuint)(2 * j)), Vector128.LoadUnsafe(ref r0, (nuint)(2 * j + 2)));
         var (c, d) = SplitColumns(Vector128.LoadUnsafe(ref r1, (nuint)(2 * j)), Vector128.LoadUnsafe(ref r1, (nuint)(2 * j + 2)));
         var (m0, m1, m2, m3) = WinnerMasks(a.ToVector256Unsafe(), b.ToVector256Unsafe(), c.ToVector256Unsafe(), d.ToVector256Unsafe());
+        if (relu) (m0, m1, m2, m3) = PositiveWinners(a.ToVector256Unsafe(), b.ToVector256Unsafe(), c.ToVector256Unsafe(), d.ToVector256Unsafe(), m0, m1, m2, m3);
         var g = Vector128.LoadUnsafe(ref dy, (nuint)j);
         var (lo0, hi0) = MergeColumns(g & m0.GetLower(), g & m1.GetLower());
         var (lo1, hi1) = MergeColumns(g & m2.GetLower(), g & m3.GetLower());
@@ -334,6 +344,13 @@ internal static partial class PoolingOps
         var later1 = t1 | later2;
         return (~later1, Vector256.AndNot(t1, later2), Vector256.AndNot(t2, later3), t3);
     }
+
+    /// <summary>The winner masks kept only in the lanes where the winning element is &gt; 0 (false for NaN): ReluGrad's mask.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<T>, Vector256<T>, Vector256<T>, Vector256<T>) PositiveWinners<T>(Vector256<T> a, Vector256<T> b, Vector256<T> c, Vector256<T> d,
+        Vector256<T> m0, Vector256<T> m1, Vector256<T> m2, Vector256<T> m3) =>
+        (m0 & Vector256.GreaterThan(a, Vector256<T>.Zero), m1 & Vector256.GreaterThan(b, Vector256<T>.Zero),
+         m2 & Vector256.GreaterThan(c, Vector256<T>.Zero), m3 & Vector256.GreaterThan(d, Vector256<T>.Zero));
 
     /// <summary>Even and odd elements of the 16 floats (lo, hi): [x0, x2, …, x14] and [x1, x3, …, x15].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
