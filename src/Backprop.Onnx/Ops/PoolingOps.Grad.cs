@@ -68,7 +68,15 @@ internal static partial class PoolingOps
 
     private static void MaxPoolBackward<T>(T[] dy, T[] x, T[] dx, PoolGeometry g, int threads, bool relu) where T : IFloatingPointIeee754<T>
     {
-        if (TryPool2x2(x, null, (dy, dx), g, threads, relu) || MaxPool2D(x, null, (dy, dx), g, threads, relu)) return;
+        if (!TryPool2x2(x, null, (dy, dx), g, threads, relu) && !MaxPool2D(x, null, (dy, dx), g, threads, relu)) MaxPoolBackwardND(dy, x, dx, g, threads, relu);
+    }
+
+    /// <summary>
+    /// The N-D path of <see cref="MaxPoolBackward{T}"/>, in a method of its own: its lambda's captured variables are
+    /// allocated on entry to the method that declares them, so the 2-D paths above allocate nothing.
+    /// </summary>
+    private static void MaxPoolBackwardND<T>(T[] dy, T[] x, T[] dx, PoolGeometry g, int threads, bool relu) where T : IFloatingPointIeee754<T>
+    {
         var w = g.Windows;
         int inSize = w.InputSize, outSize = w.OutputSize;
         ForEachPlane(g.N * g.C, (long)outSize * w.KernelSize, threads, p =>

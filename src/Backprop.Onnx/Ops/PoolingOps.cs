@@ -166,6 +166,15 @@ internal static partial class PoolingOps
     private static void MaxPool<T>(T[] x, T[] y, long[]? indices, PoolGeometry g, int[] input, bool columnMajor, int threads) where T : INumber<T>
     {
         if (indices is null && (TryPool2x2(x, y, null, g, threads) || MaxPool2D(x, y, null, g, threads))) return;
+        MaxPoolND(x, y, indices, g, input, columnMajor, threads);
+    }
+
+    /// <summary>
+    /// The general path of <see cref="MaxPool{T}"/> (N-D, or with Indices), in a method of its own: its lambda's captured
+    /// variables are allocated on entry to the method that declares them, so the 2-D paths above allocate nothing.
+    /// </summary>
+    private static void MaxPoolND<T>(T[] x, T[] y, long[]? indices, PoolGeometry g, int[] input, bool columnMajor, int threads) where T : INumber<T>
+    {
         var w = g.Windows;
         int inSize = w.InputSize, outSize = w.OutputSize;
         ForEachPlane(g.N * g.C, (long)outSize * w.KernelSize, threads, p =>
