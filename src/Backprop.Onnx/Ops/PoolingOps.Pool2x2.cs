@@ -89,10 +89,13 @@ internal static partial class PoolingOps
 
         private void Rows<T>(T[] x, T[]? y, T[]? dy, T[]? dx, int from, int to) where T : unmanaged, IFloatingPointIeee754<T>
         {
-            int inW = _inW, outW = _outW, inSize = _inH * _inW;
+            int inW = _inW, outW = _outW, outH = _outH, inSize = _inH * _inW;
+            bool coveredColumns = 2 * outW == inW;
+            // Row r is output row r % outH of plane r / outH: one division per range, then counted.
+            int plane = from / outH, oh = from % outH - 1;
             for (int r = from; r < to; r++)
             {
-                int plane = r / _outH, oh = r % _outH;
+                if (++oh == outH) (plane, oh) = (plane + 1, 0);
                 int row0 = plane * inSize + 2 * oh * inW;
                 var x0 = x.AsSpan(row0, inW);
                 var x1 = x.AsSpan(row0 + inW, inW);
@@ -105,10 +108,13 @@ internal static partial class PoolingOps
                 var d0 = dx.AsSpan(row0, inW);
                 var d1 = dx.AsSpan(row0 + inW, inW);
                 Backward2x2<T>(x0, x1, dy!.AsSpan(o, outW), d0, d1, _relu);
-                d0[(2 * outW)..].Clear();
-                d1[(2 * outW)..].Clear();
+                if (!coveredColumns)
+                {
+                    d0[(2 * outW)..].Clear();
+                    d1[(2 * outW)..].Clear();
+                }
                 // The input rows below the last window row get no cotangent.
-                if (oh == _outH - 1) dx.AsSpan(row0 + 2 * inW, inSize - (2 * oh + 2) * inW).Clear();
+                if (oh == outH - 1 && 2 * outH < _inH) dx.AsSpan(row0 + 2 * inW, inSize - (2 * oh + 2) * inW).Clear();
             }
         }
     }
