@@ -50,7 +50,6 @@ internal static partial class PlanFusion
             var node = order[k];
             if (node.Domain == OpRegistry.BackpropDomain && node.OpType == "MatMulGrad" && node.Inputs.Count == 3 && node.Outputs.Count == 2)
             {
-                if (node.Attributes.Any(a => a.Name is "trans_b" or "trans_db")) continue;   // made from a Gemm pair (PlanFusion.Gemm.cs)
                 bool transB = folded.TryGetValue(node.Inputs[2], out var w);
                 string db = node.Outputs[1];
                 int dbReader = db.Length > 0 && readers.TryGetValue(db, out var dl) && dl.Count == 1 ? dl[0] : -1;

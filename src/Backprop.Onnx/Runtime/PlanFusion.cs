@@ -17,7 +17,7 @@ namespace Backprop.Onnx.Runtime;
 /// by Relu's in place, was tried and measured 6-9% slower than the two nodes on W2's [64,400]·[400,120] (cause not
 /// found), so it is not in the table. The MatMul rules (bias, activation, folded weight transposes; the Linear layer as
 /// PyTorch exports it) are in PlanFusion.MatMul.cs and run after the pairs; the backward pass's MaxPoolGrad +
-/// ReluGrad rule is in PlanFusion.Pooling.cs and the Gemm-gradient pair rule in PlanFusion.Gemm.cs; both run between them.
+/// ReluGrad rule is in PlanFusion.Pooling.cs and runs between them.
 /// </remarks>
 internal static partial class PlanFusion
 {
@@ -48,7 +48,7 @@ internal static partial class PlanFusion
     public static Node[] Apply(Node[] order, Graph graph, IReadOnlyDictionary<string, DataType> types)
     {
         if (DisabledOnThisThread) return order;
-        return FuseMatMuls(FuseGemmGrads(FusePoolGrads(FusePairs(order, graph, types), graph, types), graph, types), graph, types);
+        return FuseMatMuls(FusePoolGrads(FusePairs(order, graph, types), graph, types), graph, types);
     }
 
     /// <summary>The (producer, activation) pairs of <see cref="Pairs"/>.</summary>
