@@ -53,7 +53,9 @@ public sealed class GemmThreadingTests
     public void GridSplitsTheLongerSide(int m, int n, int threads, int tm, int tn) =>
         Assert.AreEqual((tm, tn), Gemm.Grid(m, n, 12, 32, threads));
 
+    /// <summary>Runs alone: the packing buffers come from ArrayPool&lt;T&gt;.Shared, whose per-core stacks concurrent tests share.</summary>
     [TestMethod]
+    [DoNotParallelize]
     public void NoAllocationPerCallOnceWarm()
     {
         Allocation<float>(128, 512, 300, false, true);
