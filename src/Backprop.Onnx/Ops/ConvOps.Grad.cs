@@ -124,7 +124,9 @@ internal static partial class ConvOps
         {
             // The direct path checks X while it spreads it and declines a non-finite one (dW is then cleared: the general
             // path accumulates).
-            bool done = direct && typeof(T) == typeof(float) && UseDirectWeightGrad(s) && WeightGradDirect((float[])(object)dy, (float[])(object)x, (float[])(object)dw, s, threads);
+            bool done = direct && typeof(T) == typeof(float) && UseWeightGradChannels(s)
+                ? WeightGradChannels((float[])(object)dy, (float[])(object)x, (float[])(object)dw, s, threads)
+                : direct && typeof(T) == typeof(float) && UseDirectWeightGrad(s) && WeightGradDirect((float[])(object)dy, (float[])(object)x, (float[])(object)dw, s, threads);
             if (!done)
             {
                 dw.AsSpan(0, s.M * rows).Clear();
