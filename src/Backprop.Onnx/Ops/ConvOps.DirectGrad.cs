@@ -320,6 +320,21 @@ internal static partial class ConvOps
         {
             ref float xg = ref xs[g * l.Cg * l.Phases * l.Plane];
             int co = 0;
+            // Six channels in one block where blocks of 4 would leave two single rows (M = 6, 18, …: LeNet's conv1).
+            if (TO.Count == 16 && mg % 4 != 0 && mg % 6 == 0)
+                for (; co + 6 <= mg; co += 6)
+                {
+                    ref float d = ref ds[(g * mg + co) * l.Width];
+                    var rowsOut = target[((g * mg + co) * rows)..];
+                    int t = 0;
+                    for (; t + 4 <= rows; t += 4) Dot6x4<TV, TO>(ref d, width, ref xg, offsets.Slice(t, 4), width, count, dyImage, xImage, rowsOut[t..], rows);
+                    for (; t < rows; t++)
+                    {
+                        Dot4x1<TV, TO>(ref d, width, ref xg, offsets[t], width, count, dyImage, xImage, rowsOut[t..], rows);
+                        for (int a = 4; a < 6; a++)
+                            rowsOut[a * rows + t] += Dot1x1<TV, TO>(ref Unsafe.Add(ref d, a * l.Width), ref xg, offsets[t], width, count, dyImage, xImage);
+                    }
+                }
             for (; co + 4 <= mg; co += 4)
             {
                 ref float d = ref ds[(g * mg + co) * l.Width];

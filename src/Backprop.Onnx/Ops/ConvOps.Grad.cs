@@ -78,8 +78,10 @@ internal static partial class ConvOps
     private static bool WritesEveryInputGradElement(OnnxTensor w, ConvShape s)
     {
         int rows = s.C / s.Group * Product(s.Kernel);
-        return w.ElementType == DataType.Float && rows > 0 && Product(s.Output) > 0 && s.M / s.Group > 0 && UseDirectInputGrad(s)
-            && FiniteCheck.All<float>(((float[])w.Buffer).AsSpan(0, s.M * rows));
+        if (rows == 0 || Product(s.Output) == 0 || s.M / s.Group == 0) return false;
+        if (w.ElementType == DataType.Float)
+            return (UseInputGradByForward(s) || UseDirectInputGrad(s)) && FiniteCheck.All<float>(((float[])w.Buffer).AsSpan(0, s.M * rows));
+        return w.ElementType == DataType.Double && UseInputGradByForward(s) && FiniteCheck.All<double>(((double[])w.Buffer).AsSpan(0, s.M * rows));
     }
 
     /// <summary>The product of <paramref name="dims"/> (a loop: LINQ's Aggregate allocates an enumerator per call).</summary>
@@ -112,7 +114,8 @@ internal static partial class ConvOps
         // The direct and batched dX paths correlate a zero-padded dY with W, so a non-finite weight times padding would
         // put NaN where no window reads; a non-finite W takes the exact col2im path.
         bool finiteW = dx is null || FiniteCheck.All<T>(w.AsSpan(0, s.M * rows));
-        if (dx is not null && finiteW && direct && typeof(T) == typeof(float) && UseDirectInputGrad(s))
+        if (dx is not null && finiteW && direct && UseInputGradByForward(s)) InputGradByForward(dy, w, dx, s, threads);
+        else if (dx is not null && finiteW && direct && typeof(T) == typeof(float) && UseDirectInputGrad(s))
             InputGradDirect((float[])(object)dy, (float[])(object)w, (float[])(object)dx, s, threads);
         else if (dx is not null && finiteW && UseBatchedInputGrad(s, rows)) ConvInputGradBatched(dy, w, dx, s, threads);
         else if (dx is not null) InputGradGeneral(dy, w, dx, s, threads);
@@ -121,7 +124,9 @@ internal static partial class ConvOps
         {
             // The direct path checks X while it spreads it and declines a non-finite one (dW is then cleared: the general
             // path accumulates).
-            bool done = direct && typeof(T) == typeof(float) && UseDirectWeightGrad(s) && WeightGradDirect((float[])(object)dy, (float[])(object)x, (float[])(object)dw, s, threads);
+            bool done = direct && typeof(T) == typeof(float) && UseWeightGradChannels(s)
+                ? WeightGradChannels((float[])(object)dy, (float[])(object)x, (float[])(object)dw, s, threads)
+                : direct && typeof(T) == typeof(float) && UseDirectWeightGrad(s) && WeightGradDirect((float[])(object)dy, (float[])(object)x, (float[])(object)dw, s, threads);
             if (!done)
             {
                 dw.AsSpan(0, s.M * rows).Clear();
