@@ -105,11 +105,7 @@ internal static partial class PlanFusion
             fused[k] = f;
             any = true;
         }
-        if (!any) return order;
-        var result = new List<Node>(order.Length);
-        for (int k = 0; k < order.Length; k++)
-            if (!dropped[k]) result.Add(fused[k] ?? order[k]);
-        return [.. result];
+        return any ? Rebuilt(order, fused, dropped) : order;
     }
 
     private static bool IsFloat(IReadOnlyDictionary<string, DataType> types, string value) =>

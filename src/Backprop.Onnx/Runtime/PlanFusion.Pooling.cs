@@ -40,10 +40,6 @@ internal static partial class PlanFusion
             (fused ??= new Node?[order.Length])[k] = node;
             (dropped ??= new bool[order.Length])[readers[g][0]] = true;
         }
-        if (fused is null) return order;
-        var result = new List<Node>(order.Length);
-        for (int k = 0; k < order.Length; k++)
-            if (!dropped![k]) result.Add(fused[k] ?? order[k]);
-        return [.. result];
+        return fused is null ? order : Rebuilt(order, fused, dropped!);
     }
 }

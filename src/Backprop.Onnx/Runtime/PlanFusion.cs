@@ -63,11 +63,10 @@ internal static partial class PlanFusion
             var producer = order[k];
             if (!producer.IsDefaultDomain || producer.Outputs.Count != 1 || producer.Outputs[0].Length == 0) continue;
             string value = producer.Outputs[0];
-            if (!readers.TryGetValue(value, out var list) || list.Count != 1 || list[0] < 0) continue;
-            var activation = order[list[0]];
+            if (SoleReader(readers, order, value) is not { } activation) continue;
             if (!activation.IsDefaultDomain || activation.Inputs.Count != 1 || activation.Inputs[0] != value
                 || activation.Outputs.Count != 1 || activation.Outputs[0].Length == 0 || activation.Attributes.Count != 0) continue;
-            if (types.GetValueOrDefault(value) is not (DataType.Float or DataType.Double)) continue;
+            if (!IsFloat(types, value)) continue;
             foreach (var pair in Pairs)
             {
                 if (pair.Producer != producer.OpType || pair.Activation != activation.OpType) continue;
@@ -75,12 +74,17 @@ internal static partial class PlanFusion
                 node.Attributes.AddRange(producer.Attributes);
                 node.Attributes.Add(OnnxAttribute.FromString("activation", activation.OpType));
                 fused[k] = node;
-                dropped[list[0]] = true;
+                dropped[readers[value][0]] = true;
                 any = true;
                 break;
             }
         }
-        if (!any) return order;
+        return any ? Rebuilt(order, fused, dropped) : order;
+    }
+
+    /// <summary><paramref name="order"/> with each fused node in its producer's place and the absorbed nodes left out.</summary>
+    private static Node[] Rebuilt(Node[] order, Node?[] fused, bool[] dropped)
+    {
         var result = new List<Node>(order.Length);
         for (int k = 0; k < order.Length; k++)
             if (!dropped[k]) result.Add(fused[k] ?? order[k]);
