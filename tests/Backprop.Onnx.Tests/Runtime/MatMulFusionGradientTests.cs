@@ -119,7 +119,7 @@ public sealed class MatMulFusionGradientTests
             var expected = plain.Run(feeds);
             var actual = fused.Run(feeds);
             Assert.AreEqual(expected.Count, actual.Count);
-            foreach (var (name, t) in expected) MatMulFusionTests.AssertSameBits(t, actual[name], $"run {run}: {name}");
+            foreach (var (name, t) in expected) BitAssert.SameBits(t, actual[name], $"run {run}: {name}");
         }
     }
 }

@@ -57,9 +57,9 @@ public sealed class MatMulFusionTests
         Assert.IsTrue(plain.PlannedNodes.Any(n => n.OpType == "MatMul"), "the switch turns fusion off");
         var expected = plain.Run(feeds)["y"];
         var actual = fused.Run(feeds)["y"];
-        AssertSameBits(expected, actual, $"case {index} double {isDouble} relu {relu} threads {threads} (seed {40 + index})");
-        Assert.IsTrue(ToDoubles(actual).Any(double.IsNaN), "a NaN input reaches the output");
-        if (relu) Assert.IsTrue(ToDoubles(actual).All(v => double.IsNaN(v) || v >= 0), "Relu applied");
+        BitAssert.SameBits(expected, actual, $"case {index} double {isDouble} relu {relu} threads {threads} (seed {40 + index})");
+        Assert.IsTrue(BitAssert.ToDoubles(actual).Any(double.IsNaN), "a NaN input reaches the output");
+        if (relu) Assert.IsTrue(BitAssert.ToDoubles(actual).All(v => double.IsNaN(v) || v >= 0), "Relu applied");
     }
 
     [TestMethod]
@@ -72,7 +72,7 @@ public sealed class MatMulFusionTests
         var node = fused.PlannedNodes.Single(n => n.OpType != "Identity");
         Assert.AreEqual(MatMulOps.FusedMatMulOp, node.OpType);
         Assert.AreEqual(2, node.Inputs.Count, "no bias");
-        AssertSameBits(Compile(model, 2, fuse: false).Run(feeds)["y"], fused.Run(feeds)["y"], "transpose only");
+        BitAssert.SameBits(Compile(model, 2, fuse: false).Run(feeds)["y"], fused.Run(feeds)["y"], "transpose only");
     }
 
     [TestMethod]
@@ -84,7 +84,7 @@ public sealed class MatMulFusionTests
         var model = LinearModel([6, 13], [13, 11], transposeW: false, biasShape, isDouble: false, relu: true, biasFirst: false, seed: 3, out var feeds);
         var plan = Compile(model, 1, fuse: true);
         CollectionAssert.AreEqual(new[] { "MatMul", "Add", "Relu" }, plan.PlannedNodes.Select(n => n.OpType).ToArray());
-        AssertSameBits(Compile(model, 1, fuse: false).Run(feeds)["y"], plan.Run(feeds)["y"], "unfused");
+        BitAssert.SameBits(Compile(model, 1, fuse: false).Run(feeds)["y"], plan.Run(feeds)["y"], "unfused");
     }
 
     [TestMethod]
@@ -106,7 +106,7 @@ public sealed class MatMulFusionTests
             Assert.AreEqual(1, plan.PlannedNodes.Single(n => n.OpType == MatMulOps.FusedMatMulOp).GetInt("trans_b", 0));
             var expected = Compile(model, 2, fuse: false).Run(feeds);
             var actual = plan.Run(feeds);
-            foreach (var (name, t) in expected) AssertSameBits(t, actual[name], name);
+            foreach (var (name, t) in expected) BitAssert.SameBits(t, actual[name], name);
         }
     }
 
@@ -119,7 +119,7 @@ public sealed class MatMulFusionTests
         CollectionAssert.AreEqual(new[] { MatMulOps.FusedMatMulOp, "Relu" }, plan.PlannedNodes.Select(n => n.OpType).ToArray());
         var expected = Compile(model, 1, fuse: false).Run(feeds);
         var actual = plan.Run(feeds);
-        foreach (var (name, t) in expected) AssertSameBits(t, actual[name], name);
+        foreach (var (name, t) in expected) BitAssert.SameBits(t, actual[name], name);
     }
 
     [TestMethod]
@@ -133,7 +133,7 @@ public sealed class MatMulFusionTests
         Assert.AreEqual(0, plan.PlannedNodes.Single(n => n.OpType == MatMulOps.FusedMatMulOp).GetInt("trans_b", 0), "bias only");
         var expected = Compile(model, 1, fuse: false).Run(feeds);
         var actual = plan.Run(feeds);
-        foreach (var (name, t) in expected) AssertSameBits(t, actual[name], name);
+        foreach (var (name, t) in expected) BitAssert.SameBits(t, actual[name], name);
     }
 
     [TestMethod]
@@ -167,11 +167,11 @@ public sealed class MatMulFusionTests
             return isDouble ? OnnxTensor.FromArray(values, shape) : OnnxTensor.FromArray(values.Select(v => (float)v).ToArray(), shape);
         }
         var x = Random(xs);
-        SetElement(x, 1, double.NaN);
+        BitAssert.SetElement(x, 1, double.NaN);
         if (x.ElementCount > 20)
         {
-            SetElement(x, x.ElementCount / 2, double.PositiveInfinity);
-            SetElement(x, x.ElementCount - 3, double.NegativeInfinity);
+            BitAssert.SetElement(x, x.ElementCount / 2, double.PositiveInfinity);
+            BitAssert.SetElement(x, x.ElementCount - 3, double.NegativeInfinity);
         }
         var model = new OnnxModel { IrVersion = 8 };
         model.OpsetImports.Add(new OpsetImport("", 17));
@@ -216,34 +216,6 @@ public sealed class MatMulFusionTests
         finally
         {
             PlanFusion.DisabledOnThisThread = false;
-        }
-    }
-
-    private static void SetElement(OnnxTensor t, long index, double value)
-    {
-        if (t.Buffer is double[] d) d[index] = value;
-        else ((float[])t.Buffer)[index] = (float)value;
-    }
-
-    internal static double[] ToDoubles(OnnxTensor t) => t.Buffer switch
-    {
-        double[] d => d[..checked((int)t.ElementCount)],
-        float[] f => [.. f.Take(checked((int)t.ElementCount)).Select(v => (double)v)],
-        long[] l => [.. l.Take(checked((int)t.ElementCount)).Select(v => (double)v)],
-        _ => throw new InvalidOperationException($"unexpected buffer {t.Buffer.GetType()}"),
-    };
-
-    /// <summary>Same shape and the same bits in every element (any NaN matches any NaN).</summary>
-    internal static void AssertSameBits(OnnxTensor expected, OnnxTensor actual, string what)
-    {
-        CollectionAssert.AreEqual(expected.Dims.ToArray(), actual.Dims.ToArray(), $"{what}: shape");
-        Assert.AreEqual(expected.ElementType, actual.ElementType, $"{what}: element type");
-        var e = ToDoubles(expected);
-        var a = ToDoubles(actual);
-        for (int i = 0; i < e.Length; i++)
-        {
-            if (double.IsNaN(e[i]) && double.IsNaN(a[i])) continue;
-            Assert.AreEqual(BitConverter.DoubleToInt64Bits(e[i]), BitConverter.DoubleToInt64Bits(a[i]), $"{what}: element {i}: expected {e[i]}, got {a[i]}");
         }
     }
 }

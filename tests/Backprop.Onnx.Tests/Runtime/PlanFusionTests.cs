@@ -58,9 +58,9 @@ public sealed class PlanFusionTests
         Assert.IsTrue(plain.PlannedNodes.Any(n => n.OpType == "Relu"), "the switch turns fusion off");
         var expected = plain.Run(feeds)["y"];
         var actual = fused.Run(feeds)["y"];
-        AssertSameBits(expected, actual, $"case {index} double {isDouble} threads {threads} (seed {seed})");
-        Assert.IsTrue(ToDoubles(actual).Any(double.IsNaN), "a NaN input reaches the output through max(·, 0)");
-        Assert.IsTrue(ToDoubles(actual).Any(v => v == 0), "Relu zeroes negative sums");
+        BitAssert.SameBits(expected, actual, $"case {index} double {isDouble} threads {threads} (seed {seed})");
+        Assert.IsTrue(BitAssert.ToDoubles(actual).Any(double.IsNaN), "a NaN input reaches the output through max(·, 0)");
+        Assert.IsTrue(BitAssert.ToDoubles(actual).Any(v => v == 0), "Relu zeroes negative sums");
     }
 
     [TestMethod]
@@ -127,7 +127,7 @@ public sealed class PlanFusionTests
         var expected = plain.Run(feeds);
         var actual = fused.Run(feeds);
         Assert.AreEqual(expected.Count, actual.Count);
-        foreach (var (name, t) in expected) AssertSameBits(t, actual[name], $"{id}: {name}");
+        foreach (var (name, t) in expected) BitAssert.SameBits(t, actual[name], $"{id}: {name}");
     }
 
     /// <summary>Conv(x, w, b) → c, Relu(c) → y; optionally c is also a graph output, or Neg(c) → z reads it too. x holds a NaN, +∞ and −∞.</summary>
@@ -141,9 +141,9 @@ public sealed class PlanFusionTests
             return isDouble ? OnnxTensor.FromArray(values, shape) : OnnxTensor.FromArray(values.Select(v => (float)v).ToArray(), shape);
         }
         var x = Random(n, c, h, wd);
-        SetElement(x, 3, double.NaN);
-        SetElement(x, x.ElementCount / 2, double.PositiveInfinity);
-        SetElement(x, x.ElementCount - 5, double.NegativeInfinity);
+        BitAssert.SetElement(x, 3, double.NaN);
+        BitAssert.SetElement(x, x.ElementCount / 2, double.PositiveInfinity);
+        BitAssert.SetElement(x, x.ElementCount - 5, double.NegativeInfinity);
         var w = Random(m, c / group, kh, kw);
         var b = Random(m);
         var model = new OnnxModel { IrVersion = 8 };
@@ -169,33 +169,5 @@ public sealed class PlanFusionTests
         }
         feeds = new Dictionary<string, OnnxTensor> { ["x"] = x };
         return model;
-    }
-
-    private static void SetElement(OnnxTensor t, long index, double value)
-    {
-        if (t.Buffer is double[] d) d[index] = value;
-        else ((float[])t.Buffer)[index] = (float)value;
-    }
-
-    private static double[] ToDoubles(OnnxTensor t) => t.Buffer switch
-    {
-        double[] d => d[..checked((int)t.ElementCount)],
-        float[] f => [.. f.Take(checked((int)t.ElementCount)).Select(v => (double)v)],
-        long[] l => [.. l.Take(checked((int)t.ElementCount)).Select(v => (double)v)],
-        _ => throw new InvalidOperationException($"unexpected buffer {t.Buffer.GetType()}"),
-    };
-
-    /// <summary>Same shape and the same bits in every element (any NaN matches any NaN).</summary>
-    private static void AssertSameBits(OnnxTensor expected, OnnxTensor actual, string what)
-    {
-        CollectionAssert.AreEqual(expected.Dims.ToArray(), actual.Dims.ToArray(), $"{what}: shape");
-        Assert.AreEqual(expected.ElementType, actual.ElementType, $"{what}: element type");
-        var e = ToDoubles(expected);
-        var a = ToDoubles(actual);
-        for (int i = 0; i < e.Length; i++)
-        {
-            if (double.IsNaN(e[i]) && double.IsNaN(a[i])) continue;
-            Assert.AreEqual(BitConverter.DoubleToInt64Bits(e[i]), BitConverter.DoubleToInt64Bits(a[i]), $"{what}: element {i}: expected {e[i]}, got {a[i]}");
-        }
     }
 }

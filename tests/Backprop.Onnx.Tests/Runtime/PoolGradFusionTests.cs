@@ -54,19 +54,19 @@ public sealed class PoolGradFusionTests
         Assert.IsTrue(plain.PlannedNodes.Any(n => n.OpType == "ReluGrad"), "the switch turns fusion off");
         var expected = plain.Run(feeds)["dx"];
         string what = $"case {index} double {isDouble} threads {threads} (seed {seed})";
-        AssertSameBits(expected, fused.Run(feeds)["dx"], what);
+        BitAssert.SameBits(expected, fused.Run(feeds)["dx"], what);
         // The general 2-D path with the mask, for the 2×2 cases too (against the unfused general path: it sums into +0,
         // so a −0 cotangent comes out +0 there, where the 2×2 path writes dY's bits).
         PoolingOps.UsePool2x2 = false;
         try
         {
-            AssertSameBits(plain.Run(feeds)["dx"], fused.Run(feeds)["dx"], what + " general path");
+            BitAssert.SameBits(plain.Run(feeds)["dx"], fused.Run(feeds)["dx"], what + " general path");
         }
         finally
         {
             PoolingOps.UsePool2x2 = true;
         }
-        var values = ToDoubles(expected);
+        var values = BitAssert.ToDoubles(expected);
         Assert.IsTrue(values.Any(v => v != 0 && !double.IsNaN(v)), "some cotangent passes");
         Assert.IsTrue(values.Any(double.IsNaN) || values.Any(double.IsInfinity), "a NaN or ±∞ of dY reaches dX");
     }
@@ -83,7 +83,7 @@ public sealed class PoolGradFusionTests
         Assert.IsFalse(plan.PlannedNodes.Any(n => n.GetInt(PoolingOps.ReluMaskAttribute, 0) != 0), "no relu_mask");
         var expected = Unfused(model, 2).Run(feeds);
         var actual = plan.Run(feeds);
-        foreach (var (name, t) in expected) AssertSameBits(t, actual[name], $"{variant}: {name}");
+        foreach (var (name, t) in expected) BitAssert.SameBits(t, actual[name], $"{variant}: {name}");
     }
 
     [TestMethod]
@@ -118,7 +118,7 @@ public sealed class PoolGradFusionTests
         var expected = plain.Run(feeds);
         var actual = fused.Run(feeds);
         Assert.AreEqual(expected.Count, actual.Count);
-        foreach (var (name, t) in expected) AssertSameBits(t, actual[name], $"{id}: {name}");
+        foreach (var (name, t) in expected) BitAssert.SameBits(t, actual[name], $"{id}: {name}");
     }
 
     public enum Variant { Plain, GraphOutput, SecondReader, OtherMask }
@@ -158,10 +158,10 @@ public sealed class PoolGradFusionTests
         var dy = Make(yShape, () => random.NextDouble() < 0.05 ? -0.0 : random.NextDouble() - 0.5);
         var m = Make(xShape, () => random.NextDouble() - 0.5);
         long xs = x.ElementCount, ys = dy.ElementCount;
-        foreach (long i in new[] { 1L, xs / 3, xs / 2, xs - 2 }) SetElement(x, i, double.NaN);
-        foreach (long i in new[] { 5L, xs / 4, xs - 7 }) SetElement(x, i, double.PositiveInfinity);
-        foreach (long i in new[] { 9L, xs / 5 }) SetElement(x, i, double.NegativeInfinity);
-        for (long i = 0; i < ys; i += 7) SetElement(dy, i, (i / 7 % 3) switch { 0 => double.NaN, 1 => double.PositiveInfinity, _ => double.NegativeInfinity });
+        foreach (long i in new[] { 1L, xs / 3, xs / 2, xs - 2 }) BitAssert.SetElement(x, i, double.NaN);
+        foreach (long i in new[] { 5L, xs / 4, xs - 7 }) BitAssert.SetElement(x, i, double.PositiveInfinity);
+        foreach (long i in new[] { 9L, xs / 5 }) BitAssert.SetElement(x, i, double.NegativeInfinity);
+        for (long i = 0; i < ys; i += 7) BitAssert.SetElement(dy, i, (i / 7 % 3) switch { 0 => double.NaN, 1 => double.PositiveInfinity, _ => double.NegativeInfinity });
         var model = new OnnxModel { IrVersion = 8 };
         model.OpsetImports.Add(new OpsetImport("", 17));
         model.OpsetImports.Add(new OpsetImport(OpRegistry.BackpropDomain, 1));
@@ -191,33 +191,5 @@ public sealed class PoolGradFusionTests
             feeds["m"] = m;
         }
         return model;
-    }
-
-    private static void SetElement(OnnxTensor t, long index, double value)
-    {
-        if (t.Buffer is double[] d) d[index] = value;
-        else ((float[])t.Buffer)[index] = (float)value;
-    }
-
-    private static double[] ToDoubles(OnnxTensor t) => t.Buffer switch
-    {
-        double[] d => d[..checked((int)t.ElementCount)],
-        float[] f => [.. f.Take(checked((int)t.ElementCount)).Select(v => (double)v)],
-        long[] l => [.. l.Take(checked((int)t.ElementCount)).Select(v => (double)v)],
-        _ => throw new InvalidOperationException($"unexpected buffer {t.Buffer.GetType()}"),
-    };
-
-    /// <summary>Same shape and the same bits in every element (±0 told apart; any NaN matches any NaN).</summary>
-    private static void AssertSameBits(OnnxTensor expected, OnnxTensor actual, string what)
-    {
-        CollectionAssert.AreEqual(expected.Dims.ToArray(), actual.Dims.ToArray(), $"{what}: shape");
-        Assert.AreEqual(expected.ElementType, actual.ElementType, $"{what}: element type");
-        var e = ToDoubles(expected);
-        var a = ToDoubles(actual);
-        for (int i = 0; i < e.Length; i++)
-        {
-            if (double.IsNaN(e[i]) && double.IsNaN(a[i])) continue;
-            Assert.AreEqual(BitConverter.DoubleToInt64Bits(e[i]), BitConverter.DoubleToInt64Bits(a[i]), $"{what}: element {i}: expected {e[i]}, got {a[i]}");
-        }
     }
 }
